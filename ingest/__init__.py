@@ -1,0 +1,18 @@
+"""ingest: files -> chunks -> vectors -> LanceDB. The write side of the index.
+
+Stages, one module each: discover (which files), loaders (file -> text blocks with page/heading),
+chunking (blocks -> token-sized chunks), embed (chunks -> vectors, MLX), store (LanceDB rows + provenance),
+pipeline (runs them with a per-file report). ingest never imports rag; rag reads what ingest writes.
+
+Importing this package first loads an optimized BLAS for MLX on Linux (see ingest/_blas.py).
+"""
+
+from ingest import _blas
+
+_blas.preload()
+
+from ingest.chunking import ChunkConfig  # noqa: E402
+from ingest.pipeline import IndexReport, Progress, index_paths  # noqa: E402
+from ingest.store import ChunkRow, Store  # noqa: E402
+
+__all__ = ["ChunkConfig", "ChunkRow", "IndexReport", "Progress", "Store", "index_paths"]

@@ -1,0 +1,71 @@
+"""Resolve a model spec (hub id or local folder) to a local folder, and prepare models for the CPU.
+
+A spec that names an existing folder is used as is; one that looks like a path but does not exist is an
+error at once (no network call); anything else is a model-hub id, fetched (or taken from the local cache)
+with huggingface_hub. Every failure becomes one `ModelLoadError` that says which model and how to point
+at a local folder. This module does not build model objects; embed.py and rag/generate.py do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ingest.errors import ModelLoadError
+
+_HUB_FILES = ["*.json", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jsonl", "*.jinja"]
+
+
+def resolve_model(spec: str, *, kind: str, env_var: str, flag: str) -> Path:
+    """Return a local folder for `spec`; `kind`, `env_var`, `flag` only shape the error message."""
+    hint = f"point {flag} or {env_var} at a local model folder, or download '{spec}' once while online"
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"cannot load {kind} '{spec}': the folder has no config.json", hint)
+        return path.resolve()
+    if _looks_like_path(spec):
+        raise ModelLoadError(f"cannot load {kind} '{spec}': no such folder", hint)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=spec, allow_patterns=_HUB_FILES))
+    except Exception as exc:  # offline, unknown repo, bad id: all mean "can't get it from the hub"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"cannot load {kind} '{spec}': not a local folder, and the model hub said: {reason}", hint) from exc
+
+
+def fingerprint(folder: Path) -> str:
+    """A short id for a model's identity: its config plus the names and sizes of its weight files.
+
+    The same model in two places (hub cache, a copied folder) gets the same fingerprint.
+    """
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+def read_config(folder: Path) -> dict:
+    return json.loads((folder / "config.json").read_text())
+
+
+def needs_float32() -> bool:
+    """True where MLX runs on the CPU: half-precision and quantized scales are slow there (no BLAS)."""
+    import mlx.core as mx
+
+    return not mx.metal.is_available()
+
+
+def cast_for_cpu(model) -> None:
+    """On CPU, make float params float32 (4-bit weights stay packed; their scales become float32)."""
+    import mlx.core as mx
+
+    if needs_float32():
+        model.set_dtype(mx.float32)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith(("/", ".", "~")) or spec.count("/") != 1 or os.sep != "/" and os.sep in spec
