@@ -1,0 +1,71 @@
+"""rag: ask questions of your own documents, answered on-device with citations.
+
+    import rag
+    index = rag.open_index("my-index", embed_model="mlx-community/Qwen3-Embedding-0.6B-8bit")
+    index.add("~/Documents")
+    answer = index.ask("Where is the spare key?")
+    print(answer.text, [s.location for s in answer.cited_sources])
+
+The read side of the project: retrieve from the LanceDB index that `ingest` writes, prompt an mlx-lm
+chat model with numbered sources, stream the answer. Importing rag loads an optimized BLAS for MLX on
+Linux first (see ingest/_blas.py), so import it before anything that imports mlx.
+"""
+
+from ingest import _blas
+
+_blas.preload()
+
+from ingest.chunking import ChunkConfig  # noqa: E402
+from ingest.embed import Embedder, MLXEmbedder  # noqa: E402
+from ingest.pipeline import IndexReport, Progress  # noqa: E402
+from rag.errors import (  # noqa: E402
+    EmbedderMismatch,
+    IndexNotFound,
+    LoadError,
+    ModelLoadError,
+    RagError,
+    UnsupportedFile,
+)
+from rag.generate import Generator, MLXGenerator, Piece  # noqa: E402
+from rag.index import Index, open_index  # noqa: E402
+from rag.types import (  # noqa: E402
+    Answer,
+    DoneEvent,
+    Event,
+    IndexStatus,
+    Source,
+    SourcesEvent,
+    ThinkingEvent,
+    Timings,
+    TokenEvent,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Answer",
+    "ChunkConfig",
+    "DoneEvent",
+    "Embedder",
+    "EmbedderMismatch",
+    "Event",
+    "Generator",
+    "Index",
+    "IndexNotFound",
+    "IndexReport",
+    "IndexStatus",
+    "LoadError",
+    "MLXEmbedder",
+    "MLXGenerator",
+    "ModelLoadError",
+    "Piece",
+    "Progress",
+    "RagError",
+    "Source",
+    "SourcesEvent",
+    "ThinkingEvent",
+    "Timings",
+    "TokenEvent",
+    "UnsupportedFile",
+    "open_index",
+]

@@ -1,0 +1,196 @@
+"""The `rag` command: a thin typer layer over the public API (parse, call one function, render).
+
+Errors derived from RagError print one red line with a hint and exit 1; `--debug` shows the traceback.
+Settings come from rag.config (flag > RAG_* env > config file > default).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+import rag
+from rag import config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask questions of your own documents, on-device.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_state = {"debug": False}
+
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder [env: RAG_INDEX].", show_default=False)]
+EmbedOpt = Annotated[Optional[str], typer.Option("--embed-model", help="Embedding model: hub id or folder [env: RAG_EMBED_MODEL].")]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="Chat model: hub id or folder [env: RAG_LLM].")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Model preset: default (Qwen3-4B) or small (Qwen3-1.7B).")]
+KOpt = Annotated[Optional[int], typer.Option("-k", "--top-k", help="How many chunks to retrieve [default: 5].", min=1)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    _state["debug"] = debug
+    # pypdf logs every recoverable oddity of a PDF; failures reach the user through the report instead.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+
+
+def _command(fn: Callable) -> Callable:
+    """Register a command whose RagErrors become one red line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except rag.RagError as exc:
+            if _state["debug"]:
+                raise
+            _print_error(exc)
+            raise typer.Exit(1) from None
+
+    return app.command()(wrapper)
+
+
+def _open(index: Path | None, embed_model: str | None, llm: str | None = None, preset: str | None = None, k: int | None = None):
+    s = config.resolve(index=index, embed_model=embed_model, llm=llm, preset=preset, k=k)
+    return rag.open_index(s.index, embed_model=s.embed_model, llm=s.llm), s
+
+
+@_command
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.", show_default=False)],
+    index: IndexOpt = None,
+    embed_model: EmbedOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index files and folders (PDF, Markdown, text); unchanged files are skipped."""
+    idx, _ = _open(index, embed_model)
+    show = not (quiet or as_json)
+    if show:
+        err.print(f"Indexing into {idx.path} …")
+    report = _with_progress(idx, paths) if show and err.is_terminal else idx.add(*paths)
+    if as_json:
+        out.print_json(json.dumps(asdict(report) | {"chunks_per_second": report.chunks_per_second}))
+        return
+    for path, reason in report.failed:
+        err.print(f"[red]failed[/red] {path}: {reason}")
+    if not quiet:
+        out.print(
+            f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+            f"{len(report.failed)} failed, {len(report.skipped)} skipped (unsupported) — "
+            f"{report.chunks} chunks in {report.seconds:.1f}s ({report.chunks_per_second:.1f} chunks/s)"
+        )
+
+
+def _with_progress(idx: rag.Index, paths: list[Path]) -> rag.IndexReport:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[file]}"))
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("files", total=None, file="")
+
+        def update(p: rag.Progress) -> None:
+            bar.update(task, completed=p.done, total=p.total, file=Path(p.path).name[:40])
+
+        return idx.add(*paths, progress=update)
+
+
+@_command
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.", show_default=False)],
+    index: IndexOpt = None,
+    embed_model: EmbedOpt = None,
+    llm: LlmOpt = None,
+    preset: PresetOpt = None,
+    k: KOpt = None,
+    think: Annotated[bool, typer.Option("--think/--no-think", help="Let Qwen3 think before answering (slower).")] = False,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer, in tokens.", min=1)] = 512,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the indexed documents, streaming, then list the sources."""
+    idx, s = _open(index, embed_model, llm, preset, k)
+    answer = None
+    for event in idx.stream_answer(question, k=s.k, thinking=think, max_tokens=max_tokens):
+        if isinstance(event, rag.TokenEvent) and not as_json:
+            out.print(event.text, end="", soft_wrap=True)
+        elif isinstance(event, rag.ThinkingEvent) and not as_json:
+            err.print(event.text, end="", style="dim", soft_wrap=True)
+        elif isinstance(event, rag.DoneEvent):
+            answer = event.answer
+    assert answer is not None
+    if as_json:
+        out.print_json(json.dumps(_answer_json(answer)))
+        return
+    out.print("\n")
+    cited = set(answer.citations)
+    out.print("[bold]Sources[/bold]")
+    for n, source in enumerate(answer.sources, 1):
+        mark = "*" if n in cited else " "
+        out.print(f"{mark}[{n}] {source.location}  [dim](score {source.score:.3f}) {source.path}[/dim]")
+    t = answer.timings
+    err.print(
+        f"[dim]retrieval {t.retrieval_ms:.0f} ms · first token {t.first_token_ms / 1000:.1f} s · "
+        f"{t.generated_tokens} tokens at {t.tokens_per_s:.1f} tok/s[/dim]"
+    )
+
+
+def _answer_json(answer: rag.Answer) -> dict:
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "citations": answer.citations,
+        "sources": [asdict(s) | {"n": n, "location": s.location} for n, s in enumerate(answer.sources, 1)],
+        "timings": asdict(answer.timings),
+    }
+
+
+@_command
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.", show_default=False)],
+    index: IndexOpt = None,
+    embed_model: EmbedOpt = None,
+    k: KOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retrieve the most relevant chunks (no LLM), ranked with scores."""
+    idx, s = _open(index, embed_model, k=k)
+    hits = idx.search(query, k=s.k)
+    if as_json:
+        out.print_json(json.dumps([asdict(h) | {"location": h.location} for h in hits]))
+        return
+    if not hits:
+        out.print("No results (the index is empty).")
+    for n, hit in enumerate(hits, 1):
+        out.print(f"[bold]{n}.[/bold] {hit.score:.3f}  {hit.location}  [dim]{hit.path}[/dim]")
+        out.print(f"    {hit.snippet(200)}")
+
+
+@_command
+def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Show what is indexed, with which models, where, and which BLAS MLX uses."""
+    idx, s = _open(index, None)
+    st = idx.status()
+    if as_json:
+        out.print_json(json.dumps(asdict(st) | {"llm": s.llm}))
+        return
+    out.print(f"index      {st.path}" + ("" if st.exists else "  (not created yet: run `rag index PATH`)"))
+    if st.exists:
+        out.print(f"documents  {st.documents}")
+        out.print(f"chunks     {st.chunks}")
+        out.print(f"embedder   {st.embedder} (dim {st.dim})")
+        out.print(f"chunking   {st.chunking.get('max_tokens')} tokens, overlap {st.chunking.get('overlap_tokens')}")
+    out.print(f"llm        {s.llm}")
+    out.print(f"blas       {st.blas}")
+
+
+def _print_error(exc: rag.RagError) -> None:
+    hint = f" — {exc.hint}" if exc.hint else ""
+    err.print(f"[red]Error:[/red] {exc.message}{hint}", soft_wrap=True)

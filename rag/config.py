@@ -1,0 +1,93 @@
+"""Settings for the CLI: where the index lives and which models to use, resolved in ONE place.
+
+Precedence: CLI flag > environment variable (RAG_*) > config file (RAG_HOME/config.toml) > default.
+Only this module (and ingest/_blas.py, which must act before MLX loads) reads the environment; the
+library API takes explicit arguments.
+
+    RAG_HOME         all user state (default: the platform's user data dir, e.g. ~/.local/share/rag)
+    RAG_INDEX        index folder (default: RAG_HOME/index)
+    RAG_LLM          chat model, hub id or local folder
+    RAG_EMBED_MODEL  embedding model, hub id or local folder (an existing index remembers its own)
+    RAG_PRESET       "default" or "small"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.errors import RagError
+
+# Qwen3 first: hybrid-thinking instruct models (thinking off by default, --think to turn it on), 4-bit
+# so they fit an 8 GB iPhone/iPad/Mac. 4B answers grounded questions well in English and Chinese; 1.7B
+# is the smaller, ~2x faster preset. Qwen3-Embedding-0.6B is multilingual (100+ languages, Chinese
+# included), 1024-d; 8-bit keeps its accuracy at half the size. The embedder is the same in both presets
+# because it is the index's identity: changing it means re-indexing.
+DEFAULT_EMBED_MODEL = "mlx-community/Qwen3-Embedding-0.6B-8bit"
+PRESETS = {
+    "default": "mlx-community/Qwen3-4B-4bit",
+    "small": "mlx-community/Qwen3-1.7B-4bit",
+}
+DEFAULT_K = 5
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    index: Path
+    llm: str
+    embed_model: str | None  # None: the index's own, or DEFAULT_EMBED_MODEL for a new index
+    k: int
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("RAG_HOME"):
+        return Path(env["RAG_HOME"]).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("rag", appauthor=False))
+
+
+def resolve(
+    *,
+    index: str | Path | None = None,
+    llm: str | None = None,
+    embed_model: str | None = None,
+    k: int | None = None,
+    preset: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Combine flags (the arguments), environment, config file and defaults into Settings."""
+    env = os.environ if env is None else env
+    home = default_home(env)
+    file = _read_config(home / "config.toml")
+
+    def pick(flag, env_name: str, key: str, default=None):
+        for value in (flag, env.get(env_name), file.get(key)):
+            if value not in (None, ""):
+                return value
+        return default
+
+    preset_name = pick(preset, "RAG_PRESET", "preset", "default")
+    if preset_name not in PRESETS:
+        raise RagError(f"unknown preset '{preset_name}'", f"choose one of: {', '.join(PRESETS)}")
+    return Settings(
+        home=home,
+        index=Path(pick(index, "RAG_INDEX", "index", home / "index")).expanduser(),
+        llm=pick(llm, "RAG_LLM", "llm", PRESETS[preset_name]),
+        embed_model=pick(embed_model, "RAG_EMBED_MODEL", "embed_model"),
+        k=int(pick(k, "RAG_K", "k", DEFAULT_K)),
+    )
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RagError(f"cannot read {path}: {exc}", "fix or delete the config file") from exc

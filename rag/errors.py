@@ -1,0 +1,12 @@
+"""The error types users of the rag API may catch. Defined in ingest.errors (rag builds on ingest)."""
+
+from ingest.errors import (
+    EmbedderMismatch,
+    IndexNotFound,
+    LoadError,
+    ModelLoadError,
+    RagError,
+    UnsupportedFile,
+)
+
+__all__ = ["EmbedderMismatch", "IndexNotFound", "LoadError", "ModelLoadError", "RagError", "UnsupportedFile"]

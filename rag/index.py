@@ -1,0 +1,213 @@
+"""The public `Index`: add folders, search, ask. The one object the CLI, apps and examples use.
+
+Models load lazily on first use and are then shared: searching loads only the embedder, asking also
+loads the chat model. The embedder of an existing index is the one recorded in its provenance unless
+the caller names another, which must be the same model (`EmbedderMismatch` otherwise).
+This module wires stages together; retrieval, prompting and generation live in their own modules.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+from ingest import _blas
+from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkConfig
+from ingest.embed import Embedder, MLXEmbedder
+from ingest.pipeline import IndexReport, Progress, index_paths
+from ingest.store import META_FILE, Store, check_embedder
+from rag.config import DEFAULT_EMBED_MODEL, PRESETS
+from rag.generate import DEFAULT_MAX_TOKENS, Generator, MLXGenerator, elapsed_ms
+from rag.prompt import build_messages
+from rag.types import (
+    Answer,
+    DoneEvent,
+    Event,
+    IndexStatus,
+    Source,
+    SourcesEvent,
+    ThinkingEvent,
+    Timings,
+    TokenEvent,
+)
+
+DEFAULT_K = 5
+
+
+class Index:
+    """A document index on disk (LanceDB) plus the models that read and answer from it.
+
+    Args:
+        path: the index folder (created by the first `add`).
+        embed_model: hub id, local folder, or an Embedder object. Default: the index's own model,
+            or mlx-community/Qwen3-Embedding-0.6B-8bit for a new index.
+        llm: hub id, local folder, or a Generator object. Default: mlx-community/Qwen3-4B-4bit.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        embed_model: str | Embedder | None = None,
+        llm: str | Generator | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self._embed_spec = embed_model
+        self._llm_spec = llm if llm is not None else PRESETS["default"]
+        self._embedder: Embedder | None = embed_model if isinstance(embed_model, Embedder) else None
+        self._generator: Generator | None = llm if isinstance(llm, Generator) else None
+        self._store: Store | None = None
+
+    # -- models, loaded on first use -----------------------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        return (self.path / META_FILE).is_file()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            spec = self._embed_spec
+            if spec is None:
+                spec = self._open().meta["embedder"]["id"] if self.exists else DEFAULT_EMBED_MODEL
+            self._embedder = MLXEmbedder(str(spec))
+        return self._embedder
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = MLXGenerator(str(self._llm_spec))
+        return self._generator
+
+    def _open(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.path)
+        return self._store
+
+    def _embedder_meta(self) -> dict:
+        e = self.embedder
+        return {"id": e.id, "fingerprint": e.fingerprint, "dim": e.dim, "max_tokens": e.max_tokens}
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def add(
+        self, *paths: str | os.PathLike[str], progress: Callable[[Progress], None] | None = None
+    ) -> IndexReport:
+        """Index files and folders (new or changed files only). Returns a report; bad files are listed
+        in `report.failed`, never raised."""
+        chunking = ChunkConfig(min(DEFAULT_CHUNK_TOKENS, self.embedder.max_tokens - 2), DEFAULT_OVERLAP_TOKENS)
+        if self._store is None:
+            self._store = Store.open_or_create(self.path, self._embedder_meta(), asdict(chunking))
+        else:
+            check_embedder(self._store.meta, self._embedder_meta(), self.path)
+        stored = self._store.meta.get("chunking", asdict(chunking))
+        chunking = ChunkConfig(stored["max_tokens"], stored["overlap_tokens"])
+        return index_paths(paths, self._store, self.embedder, chunking, progress)
+
+    def search(self, query: str, k: int = DEFAULT_K) -> list[Source]:
+        """The k chunks most similar to `query`, best first."""
+        store = self._open()
+        self._check_query_embedder(store)
+        vector = self.embedder.embed([getattr(self.embedder, "query_prefix", "") + query])[0]
+        return [_source(row, score) for row, score in store.search(vector, k)]
+
+    def stream_answer(
+        self,
+        question: str,
+        *,
+        k: int = DEFAULT_K,
+        thinking: bool = False,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> Iterator[Event]:
+        """Answer `question` from the index, streaming: a SourcesEvent, then TokenEvents (and
+        ThinkingEvents if `thinking`), then a DoneEvent carrying the full Answer."""
+        self._open()  # a missing index fails before any model loads
+        self.embedder, self.generator  # load both models before the clock starts  # noqa: B018
+        started = time.perf_counter()
+        sources = self.search(question, k)
+        retrieval_ms = elapsed_ms(started)
+        yield SourcesEvent(sources)
+        text: list[str] = []
+        thought: list[str] = []
+        first_token_ms, last = 0.0, None
+        for piece in self.generator.stream(build_messages(question, sources), max_tokens=max_tokens, thinking=thinking):
+            last = piece
+            if piece.thinking:
+                thought.append(piece.thinking)
+                yield ThinkingEvent(piece.thinking)
+            chunk = piece.text if text else piece.text.lstrip()
+            if chunk:
+                first_token_ms = first_token_ms or elapsed_ms(started)
+                text.append(chunk)
+                yield TokenEvent(chunk)
+        timings = Timings(
+            retrieval_ms=retrieval_ms,
+            first_token_ms=first_token_ms,
+            total_ms=elapsed_ms(started),
+            prompt_tokens=last.prompt_tokens if last else 0,
+            generated_tokens=last.generated_tokens if last else 0,
+            tokens_per_s=last.generation_tps if last else 0.0,
+        )
+        answer = Answer(question, "".join(text).rstrip(), sources, timings, "".join(thought).strip())
+        yield DoneEvent(answer)
+
+    def ask(self, question: str, **options) -> Answer:
+        """Answer `question` (same options as `stream_answer`); returns the finished Answer."""
+        for event in self.stream_answer(question, **options):
+            if isinstance(event, DoneEvent):
+                return event.answer
+        raise AssertionError("stream_answer ended without a DoneEvent")
+
+    def status(self) -> IndexStatus:
+        """What is in the index and how it was built (no model is loaded)."""
+        if not self.exists:
+            return IndexStatus(path=str(self.path), exists=False, blas=_blas.status())
+        store = self._open()
+        meta = store.meta
+        return IndexStatus(
+            path=str(self.path),
+            exists=True,
+            documents=len(store.documents()),
+            chunks=store.count_chunks(),
+            embedder=meta["embedder"]["id"],
+            dim=meta["embedder"]["dim"],
+            chunking=meta.get("chunking", {}),
+            created=meta.get("created", ""),
+            blas=_blas.status(),
+        )
+
+    def _check_query_embedder(self, store: Store) -> None:
+        if self._embed_spec is not None:
+            check_embedder(store.meta, self._embedder_meta(), self.path)
+
+
+def open_index(
+    path: str | os.PathLike[str],
+    *,
+    embed_model: str | Embedder | None = None,
+    llm: str | Generator | None = None,
+) -> Index:
+    """Open (or prepare to create) the index at `path`. See `Index` for the arguments.
+
+    >>> index = open_index("~/.local/share/rag/index", embed_model="path/to/all-MiniLM-L6-v2")
+    >>> index.add("~/Documents")  # doctest: +SKIP
+    """
+    return Index(path, embed_model=embed_model, llm=llm)
+
+
+def _source(row, score: float) -> Source:
+    return Source(
+        chunk_id=row.id,
+        path=row.path,
+        text=row.text,
+        score=score,
+        page=row.page,
+        heading=row.heading,
+        chunk_index=row.chunk_index,
+        char_start=row.char_start,
+        char_end=row.char_end,
+    )
+

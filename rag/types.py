@@ -1,0 +1,115 @@
+"""The plain data a caller gets back: sources, answers, timings, stream events, status."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved chunk: where it is (path, page, heading, offsets), its text and its score."""
+
+    chunk_id: str
+    path: str
+    text: str
+    score: float
+    page: int | None = None
+    heading: str = ""
+    chunk_index: int = 0
+    char_start: int = 0
+    char_end: int = 0
+
+    @property
+    def location(self) -> str:
+        """Human-readable place: "report.pdf, page 3" or "notes.md › Install › Linux"."""
+        name = Path(self.path).name
+        if self.page is not None:
+            return f"{name}, page {self.page}"
+        return f"{name} › {self.heading.replace(' > ', ' › ')}" if self.heading else name
+
+    def snippet(self, width: int = 160) -> str:
+        flat = " ".join(self.text.split())
+        return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Timings:
+    retrieval_ms: float = 0.0
+    first_token_ms: float = 0.0  # from the question to the first answer token
+    total_ms: float = 0.0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    tokens_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to one question. `sources` are numbered from 1 in the order given to the model."""
+
+    question: str
+    text: str
+    sources: list[Source]
+    timings: Timings = field(default_factory=Timings)
+    thinking: str = ""
+
+    @property
+    def citations(self) -> list[int]:
+        """Source numbers cited in the text as [n] that exist, in first-cited order."""
+        return cited_numbers(self.text, len(self.sources))
+
+    @property
+    def cited_sources(self) -> list[Source]:
+        return [self.sources[n - 1] for n in self.citations]
+
+
+def cited_numbers(text: str, n_sources: int) -> list[int]:
+    seen: dict[int, None] = {}
+    for match in _CITATION.finditer(text):
+        for part in re.split(r"[,;]", match.group(1)):
+            n = int(part)
+            if 1 <= n <= n_sources:
+                seen.setdefault(n)
+    return list(seen)
+
+
+# -- stream events: stream_answer() yields these, answer() collects them --------------------------
+
+
+@dataclass(frozen=True)
+class SourcesEvent:
+    sources: list[Source]
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingEvent:
+    text: str
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    answer: Answer
+
+
+Event = SourcesEvent | TokenEvent | ThinkingEvent | DoneEvent
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    path: str
+    exists: bool
+    documents: int = 0
+    chunks: int = 0
+    embedder: str = ""
+    dim: int = 0
+    chunking: dict = field(default_factory=dict)
+    created: str = ""
+    blas: str = ""
