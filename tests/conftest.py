@@ -1,0 +1,124 @@
+"""Shared fixtures: real models from ../shared/models (built by .ci/run), real data from ../shared/data.
+
+Every test runs with RAG_HOME in a temp dir, no RAG_* settings inherited, and the model hub offline.
+Tests that need a model or data set that is absent are skipped, not failed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("RAG_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+MODELS = Path(os.environ.get("RAG_TEST_MODELS", Path.home() / ".cache" / "rag-test-models"))
+
+
+def _model(name: str) -> Path:
+    path = MODELS / name
+    if not (path / "model.safetensors").is_file():
+        pytest.skip(f"model {name} not built: run ../shared/models/build.sh")
+    return path
+
+
+def data_path(*parts: str) -> Path:
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data {path} is absent")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("RAG_") and name not in ("RAG_TEST_MODELS", "RAG_SHARED", "RAG_BLAS"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("RAG_HOME", str(tmp_path_factory.mktemp("raghome")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    return _model("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    return _model("SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="session")
+def qwen3_tiny_path() -> Path:
+    return _model("qwen3-tiny-random")
+
+
+@pytest.fixture(scope="session")
+def embedder(minilm_path):
+    """The real MiniLM embedder, loaded once per test session."""
+    from rag import MLXEmbedder
+
+    return MLXEmbedder(str(minilm_path))
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_path):
+    from rag import MLXGenerator
+
+    return MLXGenerator(str(smollm2_path))
+
+
+@pytest.fixture(scope="session")
+def qwen3_tiny(qwen3_tiny_path):
+    from rag import MLXGenerator
+
+    return MLXGenerator(str(qwen3_tiny_path))
+
+
+@pytest.fixture
+def docs(tmp_path) -> Path:
+    """A small folder: Markdown with headings, a text file, and a real two-page PDF."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "house.md").write_text(
+        "# House notes\n\n## Keys\n\nThe spare key is hidden under the blue flowerpot on the back porch.\n\n"
+        "## Wifi\n\nThe wifi password is written on the fridge calendar.\n"
+    )
+    (folder / "recipes.txt").write_text(
+        "Grandma's pancake recipe: two eggs, one cup of flour, one cup of milk, a pinch of salt.\n"
+        "Whisk everything and rest the batter for ten minutes before frying.\n"
+    )
+    (folder / ".hidden.md").write_text("# Secret\n\nThis hidden file must never be indexed.\n")
+    make_pdf(folder / "manual.pdf", ["The boiler reset button is red.", "Bleed the radiators every October."])
+    return folder
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    """Write a real PDF with one text line per page (pypdf can read it back page by page)."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    font = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Helvetica"),
+            }
+        )
+    )
+    for text in pages:
+        page = writer.add_blank_page(width=612, height=792)
+        stream = DecodedStreamObject()
+        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        stream.set_data(f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode())
+        page[NameObject("/Contents")] = writer._add_object(stream)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+        )
+    with path.open("wb") as f:
+        writer.write(f)
+    return path
