@@ -29,14 +29,17 @@ def child(args: argparse.Namespace) -> dict:
             index = rag.open_index(tmp, embed_model=args.embed_model)
             index.embedder  # load outside the timed region  # noqa: B018
             report = index.add(*args.data)
-        result |= {"files": len(report.added), "failed": len(report.failed), "chunks": report.chunks,
-                   "index_s": report.seconds, "chunks_per_s": report.chunks_per_second}
+        result |= {
+            "files": len(report.added),
+            "failed": len(report.failed),
+            "chunks": report.chunks,
+            "index_s": report.seconds,
+            "chunks_per_s": report.chunks_per_second,
+        }
     if args.llm:
         gen = rag.MLXGenerator(args.llm)
         messages = [{"role": "user", "content": "Write a short story about a lighthouse keeper."}]
-        last = None
-        for last in gen.stream(messages, max_tokens=args.tokens):
-            pass
+        *_, last = gen.stream(messages, max_tokens=args.tokens)
         result |= {"prompt_tps": last.prompt_tps, "decode_tps": last.generation_tps, "tokens": last.generated_tokens}
     return result
 
@@ -60,7 +63,9 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", "--tokens", str(args.tokens)] + sys.argv[1:]
             started = time.perf_counter()
             out = subprocess.run(cmd, env=dict(os.environ, RAG_BLAS=env), capture_output=True, text=True, check=True)
-            runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]) | {"wall_s": time.perf_counter() - started})
+            runs[mode].append(
+                json.loads(out.stdout.strip().splitlines()[-1]) | {"wall_s": time.perf_counter() - started}
+            )
             print(f"  {mode}: {runs[mode][-1]}", file=sys.stderr)
     keys = [k for k in ("chunks_per_s", "index_s", "decode_tps", "prompt_tps") if k in runs["on"][0]]
     table = {k: {m: statistics.median(r[k] for r in runs[m]) for m in runs} for k in keys}
@@ -72,7 +77,9 @@ def main() -> None:
     first = runs["on"][0]
     print(f"BLAS on:  {first['blas']}\nBLAS off: {runs['off'][0]['blas']}")
     if "chunks" in first:
-        print(f"data: {' '.join(args.data)} — {first['files']} files indexed, {first['failed']} failed, {first['chunks']} chunks")
+        print(
+            f"data: {' '.join(args.data)} — {first['files']} files indexed, {first['failed']} failed, {first['chunks']} chunks"
+        )
     print(f"{'metric':<14}{'on':>12}{'off':>12}{'on/off':>10}   (median of {args.repeat})")
     for k in keys:
         row = table[k]

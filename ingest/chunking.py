@@ -71,18 +71,21 @@ def chunk_blocks(blocks: Sequence[Block], spans: TokenSpans, config: ChunkConfig
 def _join(group: list[tuple[Block, int]]) -> Chunk:
     blocks = [b for b, _ in group]
     text = "\n\n".join(b.text.strip() for b in blocks)
-    return Chunk(text, blocks[0].start, blocks[-1].end, blocks[0].page, _common_heading(blocks), sum(n for _, n in group))
+    first, last = blocks[0].text, blocks[-1].text
+    start = blocks[0].start + len(first) - len(first.lstrip())
+    end = blocks[-1].end - (len(last) - len(last.rstrip()))
+    return Chunk(text, start, end, blocks[0].page, _common_heading(blocks), sum(n for _, n in group))
 
 
 def _common_heading(blocks: list[Block]) -> tuple[str, ...]:
-    first = blocks[0].heading
-    prefix = first
+    """The heading path all packed blocks share (empty if none: better no section than a wrong one)."""
+    prefix = blocks[0].heading
     for b in blocks[1:]:
         n = 0
         while n < min(len(prefix), len(b.heading)) and prefix[n] == b.heading[n]:
             n += 1
         prefix = prefix[:n]
-    return prefix or first
+    return prefix
 
 
 def _split(block: Block, spans: Spans, config: ChunkConfig) -> Iterator[Chunk]:

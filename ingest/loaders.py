@@ -72,8 +72,8 @@ def load_pdf(path: Path) -> list[Block]:
     return blocks
 
 
-_ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")  # CommonMark: closing #s follow a space
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
 def load_markdown(path: Path) -> list[Block]:
@@ -81,11 +81,14 @@ def load_markdown(path: Path) -> list[Block]:
     text = read_text(path)
     blocks: list[Block] = []
     stack: list[tuple[int, str]] = []
-    start, heading, in_fence, pos = 0, (), False, 0
+    start, heading, fence, pos = 0, (), "", 0
     for line in text.splitlines(keepends=True):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        match = None if in_fence else _ATX.match(line.rstrip("\r\n"))
+        opener = _FENCE.match(line)
+        if opener and not fence:
+            fence = opener.group(1)
+        elif opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
+            fence = ""  # only a fence of the same character, at least as long, closes a code block
+        match = None if fence else _ATX.match(line.rstrip("\r\n"))
         if match:
             _append(blocks, text, start, pos, heading)
             level = len(match.group(1))
@@ -115,9 +118,13 @@ def read_text(path: Path) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
-    if best is None:
+    matches = list(from_bytes(data))
+    if not matches:
         raise UnsupportedFile("not text: no encoding fits its bytes")
+    # Short Western texts decode equally cleanly in several code pages; among the cleanest, prefer
+    # Windows-1252 (what "Latin-1" files almost always are), else the detector's first choice.
+    cleanest = [m for m in matches if m.chaos <= matches[0].chaos]
+    best = next((m for m in cleanest if m.encoding == "cp1252"), matches[0])
     return _clean(str(best))
 
 

@@ -34,7 +34,9 @@ def resolve_model(spec: str, *, kind: str, env_var: str, flag: str) -> Path:
         return Path(snapshot_download(repo_id=spec, allow_patterns=_HUB_FILES))
     except Exception as exc:  # offline, unknown repo, bad id: all mean "can't get it from the hub"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelLoadError(f"cannot load {kind} '{spec}': not a local folder, and the model hub said: {reason}", hint) from exc
+        raise ModelLoadError(
+            f"cannot load {kind} '{spec}': not a local folder, and the model hub said: {reason}", hint
+        ) from exc
 
 
 def fingerprint(folder: Path) -> str:

@@ -152,5 +152,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"unreadable: {exc.strerror or exc}"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-

@@ -119,7 +119,7 @@ class Store:
     def documents(self) -> dict[str, str]:
         """Map of stored document path -> content hash."""
         table = self._scan(["path", "doc_hash"])
-        return dict(zip(table.column("path").to_pylist(), table.column("doc_hash").to_pylist()))
+        return dict(zip(table.column("path").to_pylist(), table.column("doc_hash").to_pylist(), strict=True))
 
     def count_chunks(self) -> int:
         return self._table.count_rows()

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import rag
 from rag import config
@@ -25,11 +26,15 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _state = {"debug": False}
 
-IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder [env: RAG_INDEX].", show_default=False)]
-EmbedOpt = Annotated[Optional[str], typer.Option("--embed-model", help="Embedding model: hub id or folder [env: RAG_EMBED_MODEL].")]
-LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="Chat model: hub id or folder [env: RAG_LLM].")]
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Model preset: default (Qwen3-4B) or small (Qwen3-1.7B).")]
-KOpt = Annotated[Optional[int], typer.Option("-k", "--top-k", help="How many chunks to retrieve [default: 5].", min=1)]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env: RAG_INDEX].", show_default=False)]
+EmbedOpt = Annotated[
+    str | None, typer.Option("--embed-model", help="Embedding model: hub id or folder [env: RAG_EMBED_MODEL].")
+]
+LlmOpt = Annotated[str | None, typer.Option("--llm", help="Chat model: hub id or folder [env: RAG_LLM].")]
+PresetOpt = Annotated[
+    str | None, typer.Option("--preset", help="Model preset: default (Qwen3-4B) or small (Qwen3-1.7B).")
+]
+KOpt = Annotated[int | None, typer.Option("-k", "--top-k", help="How many chunks to retrieve [default: 5].", min=1)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -58,7 +63,9 @@ def _command(fn: Callable) -> Callable:
     return app.command()(wrapper)
 
 
-def _open(index: Path | None, embed_model: str | None, llm: str | None = None, preset: str | None = None, k: int | None = None):
+def _open(
+    index: Path | None, embed_model: str | None, llm: str | None = None, preset: str | None = None, k: int | None = None
+):
     s = config.resolve(index=index, embed_model=embed_model, llm=llm, preset=preset, k=k)
     return rag.open_index(s.index, embed_model=s.embed_model, llm=s.llm), s
 
@@ -75,13 +82,13 @@ def index(
     idx, _ = _open(index, embed_model)
     show = not (quiet or as_json)
     if show:
-        err.print(f"Indexing into {idx.path} …")
+        err.print(f"Indexing into {idx.path} …", markup=False)
     report = _with_progress(idx, paths) if show and err.is_terminal else idx.add(*paths)
     if as_json:
         out.print_json(json.dumps(asdict(report) | {"chunks_per_second": report.chunks_per_second}))
         return
     for path, reason in report.failed:
-        err.print(f"[red]failed[/red] {path}: {reason}")
+        err.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}")
     if not quiet:
         out.print(
             f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
@@ -93,7 +100,13 @@ def index(
 def _with_progress(idx: rag.Index, paths: list[Path]) -> rag.IndexReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[file]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[file]}"),
+    )
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("files", total=None, file="")
 
@@ -111,7 +124,9 @@ def ask(
     llm: LlmOpt = None,
     preset: PresetOpt = None,
     k: KOpt = None,
-    think: Annotated[bool, typer.Option("--think/--no-think", help="Let Qwen3 think before answering (slower).")] = False,
+    think: Annotated[
+        bool, typer.Option("--think/--no-think", help="Let Qwen3 think before answering (slower).")
+    ] = False,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer, in tokens.", min=1)] = 512,
     as_json: JsonOpt = False,
 ) -> None:
@@ -120,9 +135,9 @@ def ask(
     answer = None
     for event in idx.stream_answer(question, k=s.k, thinking=think, max_tokens=max_tokens):
         if isinstance(event, rag.TokenEvent) and not as_json:
-            out.print(event.text, end="", soft_wrap=True)
+            out.print(event.text, end="", markup=False)
         elif isinstance(event, rag.ThinkingEvent) and not as_json:
-            err.print(event.text, end="", style="dim", soft_wrap=True)
+            err.print(event.text, end="", style="dim", markup=False)
         elif isinstance(event, rag.DoneEvent):
             answer = event.answer
     assert answer is not None
@@ -134,7 +149,9 @@ def ask(
     out.print("[bold]Sources[/bold]")
     for n, source in enumerate(answer.sources, 1):
         mark = "*" if n in cited else " "
-        out.print(f"{mark}[{n}] {source.location}  [dim](score {source.score:.3f}) {source.path}[/dim]")
+        out.print(
+            f"{mark}\\[{n}] {escape(source.location)}  [dim](score {source.score:.3f}) {escape(source.path)}[/dim]"
+        )
     t = answer.timings
     err.print(
         f"[dim]retrieval {t.retrieval_ms:.0f} ms · first token {t.first_token_ms / 1000:.1f} s · "
@@ -169,8 +186,8 @@ def search(
     if not hits:
         out.print("No results (the index is empty).")
     for n, hit in enumerate(hits, 1):
-        out.print(f"[bold]{n}.[/bold] {hit.score:.3f}  {hit.location}  [dim]{hit.path}[/dim]")
-        out.print(f"    {hit.snippet(200)}")
+        out.print(f"[bold]{n}.[/bold] {hit.score:.3f}  {escape(hit.location)}  [dim]{escape(hit.path)}[/dim]")
+        out.print(f"    {hit.snippet(200)}", markup=False)
 
 
 @_command
@@ -181,16 +198,18 @@ def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         out.print_json(json.dumps(asdict(st) | {"llm": s.llm}))
         return
-    out.print(f"index      {st.path}" + ("" if st.exists else "  (not created yet: run `rag index PATH`)"))
+    out.print(
+        f"index      {st.path}" + ("" if st.exists else "  (not created yet: run `rag index PATH`)"), markup=False
+    )
     if st.exists:
         out.print(f"documents  {st.documents}")
         out.print(f"chunks     {st.chunks}")
-        out.print(f"embedder   {st.embedder} (dim {st.dim})")
+        out.print(f"embedder   {st.embedder} (dim {st.dim})", markup=False)
         out.print(f"chunking   {st.chunking.get('max_tokens')} tokens, overlap {st.chunking.get('overlap_tokens')}")
-    out.print(f"llm        {s.llm}")
-    out.print(f"blas       {st.blas}")
+    out.print(f"llm        {s.llm}", markup=False)
+    out.print(f"blas       {st.blas}", markup=False)
 
 
 def _print_error(exc: rag.RagError) -> None:
     hint = f" — {exc.hint}" if exc.hint else ""
-    err.print(f"[red]Error:[/red] {exc.message}{hint}", soft_wrap=True)
+    err.print(f"[red]Error:[/red] {escape(exc.message)}{escape(hint)}")

@@ -93,9 +93,7 @@ class Index:
 
     # -- the API -------------------------------------------------------------------------------
 
-    def add(
-        self, *paths: str | os.PathLike[str], progress: Callable[[Progress], None] | None = None
-    ) -> IndexReport:
+    def add(self, *paths: str | os.PathLike[str], progress: Callable[[Progress], None] | None = None) -> IndexReport:
         """Index files and folders (new or changed files only). Returns a report; bad files are listed
         in `report.failed`, never raised."""
         chunking = ChunkConfig(min(DEFAULT_CHUNK_TOKENS, self.embedder.max_tokens - 2), DEFAULT_OVERLAP_TOKENS)
@@ -210,4 +208,3 @@ def _source(row, score: float) -> Source:
         char_start=row.char_start,
         char_end=row.char_end,
     )
-

@@ -67,7 +67,10 @@ def test_preloaded_blas_gives_the_same_embeddings(minilm_path):
     outs = []
     for blas in ("auto", "off"):
         run = subprocess.run(
-            [sys.executable, "-c", code, str(minilm_path)], capture_output=True, env=dict(os.environ, RAG_BLAS=blas), check=True
+            [sys.executable, "-c", code, str(minilm_path)],
+            capture_output=True,
+            env=dict(os.environ, RAG_BLAS=blas),
+            check=True,
         )
         outs.append(np.load(io.BytesIO(run.stdout)))
     assert np.allclose(outs[0], outs[1], atol=1e-4)

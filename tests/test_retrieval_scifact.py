@@ -6,8 +6,9 @@ import csv
 import json
 from pathlib import Path
 
-import rag
 from conftest import data_path
+
+import rag
 
 QUERIES = 30
 CORPUS = 120
