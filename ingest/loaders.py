@@ -1,102 +1,118 @@
 """Turn one file into text blocks that keep where they came from (page, heading path, char offset).
 
-One loader per format, picked by suffix from `LOADERS`; anything else raises `UnsupportedFile`. A file
-that has a loader but cannot be read raises `LoadError` with a one-line reason. Loaders never chunk,
-embed or write: they only read.
+One loader per format, picked by suffix from `LOADERS`:
+
+    suffix                       loader          one Block per ...
+    .pdf                         load_pdf        page (1-based `page`); pypdf; `password` opens encrypted files
+    .md .markdown                load_markdown   ATX heading section; heading path "Install > Linux"
+    .rst                         load_rst        docutils section; heading path from the section titles
+    .html .htm .xhtml            load_html       heading section of the main text (trafilatura drops nav/footer)
+    .docx                        load_docx       Title/Heading 1-9 section; body paragraphs and table rows
+    .epub                        load_epub       heading section of each chapter, under the chapter's TOC title
+    .txt + SOURCE_SUFFIXES       load_text       file (code and config as plain text; the chunker finds paragraphs)
+
+Anything else raises `UnsupportedFile`; so does content that is not what the name says (PNG bytes named
+.txt, a text file named .docx). A file that has a loader but cannot be read raises `LoadError` with a
+one-line reason (empty, corrupt, encrypted, over `MAX_FILE_BYTES`); loaders raise nothing else. Blocks
+over `MAX_BLOCK_CHARS` are split at blank lines, keeping exact offsets, so memory stays bounded.
+Loaders never chunk, embed or write: they only read.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ingest.blocks import (
+    MAX_BLOCK_CHARS,
+    MAX_FILE_BYTES,
+    SNIFF_BYTES,
+    Block,
+    bound,
+    check_magic,
+    clean,
+    describe,
+    read_text,
+    refuse_size,
+)
 from ingest.errors import LoadError, UnsupportedFile
+from ingest.markup import load_html, load_markdown, load_rst
+from ingest.zipped import load_docx, load_epub
 
-SNIFF_BYTES = 8192
+if TYPE_CHECKING:
+    from pypdf import PdfReader
+
+# pypdf logs every recoverable oddity; without a handler Python prints them all to stderr mid-run.
+logging.getLogger("pypdf").addHandler(logging.NullHandler())
+
+__all__ = ["LOADERS", "MAX_BLOCK_CHARS", "MAX_FILE_BYTES", "SNIFF_BYTES", "Block", "load", "read_text"]
+
+Loader = Callable[[Path], list[Block]]
 
 
-@dataclass(frozen=True)
-class Block:
-    """A run of text from one place in a document.
+def load(path: Path, *, password: str | None = None) -> list[Block]:
+    """Load `path` with the loader for its suffix.
 
-    `start`/`end` are character offsets into the page's text (PDF) or the whole file's text (others).
+    Args:
+        path: the file; its suffix (any case) picks the loader from `LOADERS`.
+        password: opens an encrypted PDF; ignored by other formats. Default None (no password).
+
+    Raises:
+        UnsupportedFile: no loader for the suffix, or the content is not what the suffix says.
+        LoadError: a supported file that cannot be read; the message is a one-line reason.
     """
-
-    text: str
-    start: int
-    end: int
-    page: int | None = None
-    heading: tuple[str, ...] = ()
-
-
-def load(path: Path) -> list[Block]:
-    """Load `path` with the loader for its suffix. Raises UnsupportedFile or LoadError."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise UnsupportedFile(f"unsupported file type '{path.suffix or path.name}'")
-    blocks = loader(path)
+    try:
+        refuse_size(path.stat().st_size)
+        blocks = load_pdf(path, password) if loader is load_pdf else loader(path)
+    except OSError as exc:
+        raise LoadError(f"cannot read: {exc.strerror or describe(exc)}") from None
     if not any(b.text.strip() for b in blocks):
         raise LoadError("no extractable text")
-    return blocks
+    return list(bound(blocks))
 
 
-def load_pdf(path: Path) -> list[Block]:
+def load_pdf(path: Path, password: str | None = None) -> list[Block]:
     """One block per page (1-based page numbers), text extracted by pypdf."""
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
-    _check_magic(path, b"%PDF", "PDF")
+    check_magic(path, b"%PDF", "a PDF")
     try:
         with warnings.catch_warnings():
             # pypdf warns on every recoverable oddity; those are not the user's problem.
             warnings.simplefilter("ignore")
             reader = PdfReader(path)
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise LoadError("encrypted PDF: a password is required")
+            _decrypt(reader, password)
             blocks = []
             for number, page in enumerate(reader.pages, start=1):
-                text = _clean(page.extract_text() or "")
+                text = clean(page.extract_text() or "")
                 if text.strip():
                     blocks.append(Block(text, 0, len(text), page=number))
-    except LoadError:
-        raise
     except FileNotDecryptedError:
         raise LoadError("encrypted PDF: a password is required") from None
+    except DependencyError as exc:
+        raise LoadError(f"encrypted PDF: {describe(exc)}") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise LoadError(f"corrupt PDF: {exc}") from None
+        raise LoadError(f"corrupt PDF: {describe(exc)}") from None
     if not blocks:
         raise LoadError("no extractable text (a scanned PDF without a text layer?)")
     return blocks
 
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")  # CommonMark: closing #s follow a space
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-
-
-def load_markdown(path: Path) -> list[Block]:
-    """One block per heading section; each carries its heading path ("Install > Linux")."""
-    text = read_text(path)
-    blocks: list[Block] = []
-    stack: list[tuple[int, str]] = []
-    start, heading, fence, pos = 0, (), "", 0
-    for line in text.splitlines(keepends=True):
-        opener = _FENCE.match(line)
-        if opener and not fence:
-            fence = opener.group(1)
-        elif opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
-            fence = ""  # only a fence of the same character, at least as long, closes a code block
-        match = None if fence else _ATX.match(line.rstrip("\r\n"))
-        if match:
-            _append(blocks, text, start, pos, heading)
-            level = len(match.group(1))
-            stack = [(lvl, title) for lvl, title in stack if lvl < level] + [(level, match.group(2))]
-            start, heading = pos, tuple(title for _, title in stack)
-        pos += len(line)
-    _append(blocks, text, start, len(text), heading)
-    return blocks
+def _decrypt(reader: PdfReader, password: str | None) -> None:
+    # Many "encrypted" PDFs only restrict printing/copying: the empty user password opens them.
+    if not reader.is_encrypted or reader.decrypt(""):
+        return
+    if password is None:
+        raise LoadError("encrypted PDF: a password is required")
+    if not reader.decrypt(password):
+        raise LoadError("encrypted PDF: wrong password")
 
 
 def load_text(path: Path) -> list[Block]:
@@ -105,51 +121,30 @@ def load_text(path: Path) -> list[Block]:
     return [Block(text, 0, len(text))]
 
 
-def read_text(path: Path) -> str:
-    """Read a text file: UTF-8 first, else the detected encoding; binary content is refused."""
-    data = path.read_bytes()
-    if not data.strip():
-        raise LoadError("empty file")
-    if b"\x00" in data[:SNIFF_BYTES] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UnsupportedFile("binary content in a text file")
-    try:
-        return _clean(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
+# Plain-text source and config files: indexed verbatim, so a question about the code finds it.
+SOURCE_SUFFIXES = (
+    # programming languages
+    *(".py", ".pyi", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".go", ".rs", ".java", ".kt", ".kts"),
+    *(".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh", ".cs", ".rb", ".php", ".swift", ".scala", ".lua"),
+    *(".pl", ".r", ".jl", ".dart", ".ex", ".exs", ".erl", ".hs", ".ml", ".clj", ".sql"),
+    # shells
+    *(".sh", ".bash", ".zsh", ".fish", ".ps1"),
+    # config and data as text
+    *(".toml", ".yaml", ".yml", ".ini", ".cfg", ".conf", ".json", ".csv", ".tsv", ".log"),
+    # other plain-text markup, read as text
+    *(".text", ".tex", ".org", ".adoc", ".asciidoc"),
+)
 
-    matches = list(from_bytes(data))
-    if not matches:
-        raise UnsupportedFile("not text: no encoding fits its bytes")
-    # Short Western texts decode equally cleanly in several code pages; among the cleanest, prefer
-    # Windows-1252 (what "Latin-1" files almost always are), else the detector's first choice.
-    cleanest = [m for m in matches if m.chaos <= matches[0].chaos]
-    best = next((m for m in cleanest if m.encoding == "cp1252"), matches[0])
-    return _clean(str(best))
-
-
-def _append(blocks: list[Block], text: str, start: int, end: int, heading: tuple[str, ...]) -> None:
-    if text[start:end].strip():
-        blocks.append(Block(text[start:end], start, end, heading=heading))
-
-
-def _check_magic(path: Path, magic: bytes, kind: str) -> None:
-    with path.open("rb") as f:
-        head = f.read(1024)
-    if not head:
-        raise LoadError("empty file")
-    if magic not in head:
-        raise UnsupportedFile(f"not a {kind}: its content does not start like one")
-
-
-def _clean(text: str) -> str:
-    # Normalise newlines so offsets are stable; drop NULs some PDF extractors emit.
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-
-
-LOADERS: dict[str, Callable[[Path], list[Block]]] = {
+LOADERS: dict[str, Loader] = {
     ".pdf": load_pdf,
     ".md": load_markdown,
     ".markdown": load_markdown,
+    ".rst": load_rst,
+    ".html": load_html,
+    ".htm": load_html,
+    ".xhtml": load_html,
+    ".docx": load_docx,
+    ".epub": load_epub,
     ".txt": load_text,
+    **dict.fromkeys(SOURCE_SUFFIXES, load_text),
 }

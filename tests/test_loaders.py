@@ -207,7 +207,7 @@ def test_png_renamed_to_pdf_is_unsupported(tmp_path):
         load(path)
 
 
-@pytest.mark.parametrize("name, shown", [("table.xyz", "'.xyz'"), ("Makefile", "'Makefile'"), ("page.html", "'.html'")])
+@pytest.mark.parametrize("name, shown", [("table.xyz", "'.xyz'"), ("Makefile", "'Makefile'"), ("page.xyz2", "'.xyz2'")])
 def test_unknown_suffix_is_unsupported(tmp_path, name, shown):
     path = tmp_path / name
     path.write_text("plain words\n")
