@@ -1,8 +1,10 @@
 """ingest: files -> chunks -> vectors -> LanceDB. The write side of the index.
 
-Stages, one module each: discover (which files), loaders (file -> text blocks with page/heading),
-chunking (blocks -> token-sized chunks), embed (chunks -> vectors, MLX), store (LanceDB rows + provenance),
-pipeline (runs them with a per-file report). ingest never imports rag; rag reads what ingest writes.
+Stages, one module each: discover (which files), loaders (file -> text blocks with page/heading; the
+format readers live in blocks.py, markup.py and zipped.py), chunking (blocks -> token-sized chunks),
+embed (chunks -> vectors, MLX), store (LanceDB rows + provenance, atomic per batch), pipeline (an
+incremental run with a per-file report), watch (re-run it as files change).
+ingest never imports rag; rag reads what ingest writes.
 
 Importing this package first loads an optimized BLAS for MLX on Linux (see ingest/_blas.py).
 """

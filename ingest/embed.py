@@ -57,23 +57,30 @@ class MLXEmbedder:
     """
 
     def __init__(self, spec: str, batch_tokens: int = DEFAULT_BATCH_TOKENS) -> None:
-        folder = resolve_model(spec, kind="embedding model", env_var="RAG_EMBED_MODEL", flag="--embed-model")
+        self._folder = resolve_model(spec, kind="embedding model", env_var="RAG_EMBED_MODEL", flag="--embed-model")
+        config = read_config(self._folder)
+        self.id = spec
+        self.fingerprint = fingerprint(self._folder)
+        self.model_type = config.get("model_type", "")
+        self.max_tokens = _max_tokens(self._folder, config)
+        self.batch_tokens = batch_tokens
+        self.query_prefix = f"Instruct: {QWEN3_QUERY_INSTRUCTION}\nQuery:" if self.model_type == "qwen3" else ""
+        self._model = None  # weights load on first use: a re-index with nothing to embed never pays for them
+        self._dim = 0
+
+    def _load(self):
+        if self._model is not None:
+            return self._model
         try:
             from mlx_embeddings.utils import load
 
-            self.model, wrapper = load(str(folder))
+            model, wrapper = load(str(self._folder))
         except Exception as exc:
             raise ModelLoadError(
-                f"cannot load embedding model '{spec}': {exc}",
+                f"cannot load embedding model '{self.id}': {exc}",
                 "it must be an mlx-embeddings model folder (config.json, *.safetensors, tokenizer.json)",
             ) from exc
-        cast_for_cpu(self.model)
-        config = read_config(folder)
-        self.id = spec
-        self.fingerprint = fingerprint(folder)
-        self.model_type = config.get("model_type", "")
-        self.max_tokens = _max_tokens(folder, config)
-        self.batch_tokens = batch_tokens
+        cast_for_cpu(model)
         backend = wrapper._tokenizer.backend_tokenizer
         self._tok = _copy(backend)
         self._tok.no_padding()
@@ -82,12 +89,18 @@ class MLXEmbedder:
         self._embed_tok.no_padding()
         self._embed_tok.enable_truncation(self.max_tokens)
         self._pad_id = wrapper._tokenizer.pad_token_id or 0
-        self.dim = 0
-        self.dim = int(self.embed(["probe"]).shape[1])
-        self.query_prefix = f"Instruct: {QWEN3_QUERY_INSTRUCTION}\nQuery:" if self.model_type == "qwen3" else ""
+        self._model = model
+        return model
+
+    @property
+    def dim(self) -> int:
+        if not self._dim:
+            self._dim = int(self.embed(["probe"]).shape[1])
+        return self._dim
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character span of each token of `text` (no special tokens); used by the chunker."""
+        self._load()
         return self._tok.encode(text, add_special_tokens=False).offsets
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -96,6 +109,7 @@ class MLXEmbedder:
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
         ids = [e.ids for e in self._embed_tok.encode_batch(list(texts))]
         order = np.argsort([len(x) for x in ids], kind="stable")
         parts: list[np.ndarray] = []
@@ -106,7 +120,7 @@ class MLXEmbedder:
             for row, x in enumerate(batch):
                 arr[row, : len(x)] = x
                 mask[row, : len(x)] = 1
-            result = self.model(mx.array(arr), attention_mask=mx.array(mask)).text_embeds
+            result = model(mx.array(arr), attention_mask=mx.array(mask)).text_embeds
             parts.append(np.array(result.astype(mx.float32)))
         out = np.concatenate(parts)
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

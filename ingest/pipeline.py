@@ -1,17 +1,25 @@
-"""The ingest pipeline: discover -> load -> chunk -> embed -> write, with a per-file report.
+"""The ingest pipeline: discover -> load -> chunk -> embed -> write, incremental, with a per-file report.
 
-Files whose content hash is already stored under the same path are skipped; changed files have their
-chunks replaced. Chunks are embedded in batches across files and written a few documents at a time, each
-document in one commit. One bad file becomes a line in the report, never an aborted run.
+A re-run does the least work that makes the index match the folder:
+- unchanged files (same size and mtime) are skipped without being read; a file whose size/mtime changed
+  but whose content hash did not only gets its metadata refreshed;
+- a file whose content moved to a new path (rename/move) keeps its chunks and vectors, re-pathed;
+- changed files are re-chunked, and only chunks whose text is new are embedded (the others reuse their
+  stored vectors: the embedding cache is keyed by embedder fingerprint + chunk text);
+- files that disappeared from under the given roots are removed; files that failed before and did not
+  change are reported again without being retried.
+Each batch of documents is written in one commit (see store.py), so a crash loses at most the batch in
+flight and the next run finishes the work. One bad file becomes a line in the report, never an abort.
 This module does not decide which models to use or where the index lives: callers pass them in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +29,40 @@ from ingest.discover import discover
 from ingest.embed import Embedder
 from ingest.errors import LoadError, UnsupportedFile
 from ingest.loaders import LOADERS, load
-from ingest.store import ChunkRow, Store
+from ingest.store import DEFAULT_COLLECTION, ChunkRow, DocInfo, Store
 
 WRITE_BATCH_CHUNKS = 256  # embed and commit once this many chunks are pending
 
 
 @dataclass
 class IndexReport:
-    """What an index run did. `failed` and `skipped` hold (path, one-line reason)."""
+    """What an index run did. `failed` and `skipped` hold (path, one-line reason); `renamed` (old, new).
+
+    `embedded` counts chunks sent to the embedder; `reused` counts chunks whose vector came from the
+    embedding cache or a renamed file.
+    """
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
     seconds: float = 0.0
 
     @property
     def chunks_per_second(self) -> float:
         return self.chunks / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.renamed)} renamed, "
+            f"{len(self.removed)} removed, {len(self.unchanged)} unchanged, {len(self.failed)} failed"
+        )
 
 
 @dataclass(frozen=True)
@@ -50,14 +72,8 @@ class Progress:
     path: str
     done: int
     total: int
-    chunks: int
-
-
-@dataclass
-class _Pending:
-    paths: list[str] = field(default_factory=list)
-    rows: list[ChunkRow] = field(default_factory=list)
-    is_new: dict[str, bool] = field(default_factory=dict)
+    chunks: int  # chunks written or pending so far
+    embedded: int  # chunks embedded so far
 
 
 def index_paths(
@@ -65,75 +81,195 @@ def index_paths(
     store: Store,
     embedder: Embedder,
     chunking: ChunkConfig = ChunkConfig(),
+    *,
+    collection: str = DEFAULT_COLLECTION,
+    password: str | None = None,
     progress: Callable[[Progress], None] | None = None,
+    batch_chunks: int = WRITE_BATCH_CHUNKS,
 ) -> IndexReport:
-    """Index files and folders into `store`. Returns an IndexReport; raises only for bad arguments.
+    """Bring `collection` in `store` in line with the files under `paths`. Returns an IndexReport.
 
     Args:
-        paths: files and/or folders to index (folders are walked, hidden entries skipped).
+        paths: files and/or folders (folders are walked, hidden entries skipped). Documents stored from
+            under these paths that no longer exist are removed; others are left alone.
         store: an open Store whose embedder matches `embedder`.
-        embedder: makes the vectors; its `token_spans` (if any) measures chunks.
+        embedder: makes the vectors; its `token_spans` measures chunks.
         chunking: chunk size and overlap in tokens. Default 256 / 32.
+        collection: which collection of the index to update. Default "default".
+        password: tried on encrypted PDFs.
         progress: called after each file with a Progress.
+        batch_chunks: embed and commit whenever this many chunks are pending. Default 256.
     """
-    started = time.perf_counter()
-    report = IndexReport()
-    paths = list(paths)
-    files = list(discover(paths))
-    stored = store.documents()
-    pending = _Pending()
+    run = _Run(store, embedder, chunking, collection, password, [str(p) for p in paths])
+    run.batch_chunks = batch_chunks
+    files = list(discover(run.given))
+    run.plan_removals({str(f) for f in files})
     for done, path in enumerate(files, start=1):
-        key = str(path)
-        try:
-            if path.suffix.lower() not in LOADERS:
-                raise UnsupportedFile(f"unsupported file type '{path.suffix or path.name}'")
-            data_hash = _hash_file(path)
-            if stored.get(key) == data_hash:
-                report.unchanged.append(key)
-            else:
-                chunks = chunk_blocks(load(path), embedder.token_spans, chunking)
-                pending.paths.append(key)
-                pending.is_new[key] = key not in stored
-                pending.rows.extend(_rows(key, data_hash, chunks))
-        except UnsupportedFile as exc:
-            (report.failed if _named(path, paths) else report.skipped).append((key, str(exc)))
-        except (LoadError, OSError, RecursionError, MemoryError) as exc:
-            report.failed.append((key, _reason(exc)))
-        if len(pending.rows) >= WRITE_BATCH_CHUNKS:
-            _flush(pending, store, embedder, report)
+        run.visit(path)
         if progress:
-            progress(Progress(key, done, len(files), report.chunks + len(pending.rows)))
-    _flush(pending, store, embedder, report)
-    report.seconds = time.perf_counter() - started
-    return report
+            progress(Progress(str(path), done, len(files), run.report.chunks + len(run.rows), run.report.embedded))
+    return run.finish()
 
 
-def _flush(pending: _Pending, store: Store, embedder: Embedder, report: IndexReport) -> None:
-    if not pending.paths:
-        return
-    vectors = embedder.embed([r.text for r in pending.rows]) if pending.rows else np.zeros((0, 1))
-    store.replace_documents(pending.paths, pending.rows, vectors)
-    for key in pending.paths:
-        (report.added if pending.is_new[key] else report.updated).append(key)
-    report.chunks += len(pending.rows)
-    pending.paths, pending.rows, pending.is_new = [], [], {}
+class _Run:
+    """State of one index run; `visit` each file, then `finish`."""
 
+    def __init__(self, store, embedder, chunking, collection, password, given) -> None:
+        self.store, self.embedder, self.chunking = store, embedder, chunking
+        self.collection, self.password, self.given = collection, password, given
+        self.started = time.perf_counter()
+        self.batch_chunks = WRITE_BATCH_CHUNKS
+        self.report = IndexReport()
+        self.roots = [Path(p).expanduser().resolve() for p in given]
+        self.stored: dict[str, DocInfo] = store.documents(collection)
+        self.failed_before = store.failures(collection)
+        self.failures = {p: f for p, f in self.failed_before.items() if not self._under_roots(p)}
+        self.gone: dict[str, DocInfo] = {}
+        # pending batch: documents to replace, their new rows, vectors already known, report entries
+        self.doomed: list[str] = []
+        self.rows: list[ChunkRow] = []
+        self.known: dict[int, np.ndarray] = {}
+        self.outcomes: list[tuple[list, object]] = []
 
-def _rows(path: str, doc_hash: str, chunks: list[Chunk]) -> list[ChunkRow]:
-    return [
-        ChunkRow(
-            id=hashlib.sha1(f"{path}\0{doc_hash}\0{i}".encode()).hexdigest()[:20],
-            path=path,
-            doc_hash=doc_hash,
-            chunk_index=i,
-            text=c.text,
-            heading=" > ".join(c.heading),
-            page=c.page,
-            char_start=c.start,
-            char_end=c.end,
+    def plan_removals(self, present: set[str]) -> None:
+        self.gone = {p: d for p, d in self.stored.items() if p not in present and self._under_roots(p)}
+
+    def visit(self, path: Path) -> None:
+        key = str(path)
+        stat = None
+        try:
+            stat = path.stat()
+            self._visit(path, key, stat)
+        except UnsupportedFile as exc:
+            named = any(Path(g).expanduser().resolve() == path for g in self.given)
+            self._fail(key, str(exc), stat) if named else self.report.skipped.append((key, str(exc)))
+        except (LoadError, OSError, RecursionError, MemoryError) as exc:
+            self._fail(key, _reason(exc), stat)
+        if len(self.rows) >= self.batch_chunks:
+            self.flush()
+
+    def _visit(self, path: Path, key: str, stat: os.stat_result) -> None:
+        info = self.stored.get(key)
+        if info and (info.size, info.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            self.report.unchanged.append(key)
+            return
+        failure = self.failed_before.get(key)
+        if failure and (failure.get("size"), failure.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
+            self._fail(key, failure["reason"], stat)  # unchanged since it failed: report, don't retry
+            return
+        if path.suffix.lower() not in LOADERS:
+            raise UnsupportedFile(f"unsupported file type '{path.suffix or path.name}'")
+        digest = _hash_file(path)
+        if info and info.doc_hash == digest:
+            self.store.touch(self.collection, key, stat.st_size, stat.st_mtime_ns)
+            self.report.unchanged.append(key)
+            return
+        moved_from = None if info else next((p for p, d in self.gone.items() if d.doc_hash == digest), None)
+        if moved_from:
+            self._rename(moved_from, key, stat)
+            return
+        chunks = chunk_blocks(load(path, password=self.password), self.embedder.token_spans, self.chunking)
+        self._queue(
+            [key], self._rows(key, digest, stat, chunks), (self.report.updated if info else self.report.added, key)
         )
-        for i, c in enumerate(chunks)
-    ]
+
+    def _rename(self, old: str, new: str, stat: os.stat_result) -> None:
+        del self.gone[old]
+        rows, vectors = self.store.rows(self.collection, [old])
+        moved = [
+            replace(
+                r,
+                id=_chunk_id(self.collection, new, r.doc_hash, r.chunk_index),
+                path=new,
+                doc_size=stat.st_size,
+                doc_mtime_ns=stat.st_mtime_ns,
+            )
+            for r in rows
+        ]
+        for i, vector in enumerate(vectors):
+            self.known[len(self.rows) + i] = vector
+        self.report.reused += len(rows)
+        self._queue([old, new], moved, (self.report.renamed, (old, new)))
+
+    def _queue(self, doomed: list[str], rows: list[ChunkRow], outcome: tuple[list, object]) -> None:
+        self.doomed.extend(doomed)
+        self.rows.extend(rows)
+        self.outcomes.append(outcome)
+
+    def _fail(self, key: str, reason: str, stat: os.stat_result | None) -> None:
+        self.report.failed.append((key, reason))
+        self.failures[key] = {"reason": reason, "size": stat and stat.st_size, "mtime_ns": stat and stat.st_mtime_ns}
+        if key in self.stored:  # it changed into something unreadable: its old chunks are stale
+            self._queue([key], [], (self.report.removed, key))
+
+    def _rows(self, key: str, digest: str, stat: os.stat_result, chunks: list[Chunk]) -> list[ChunkRow]:
+        prefix = self.embedder.fingerprint.encode() + b"\0"
+        return [
+            ChunkRow(
+                id=_chunk_id(self.collection, key, digest, i),
+                collection=self.collection,
+                path=key,
+                doc_hash=digest,
+                doc_size=stat.st_size,
+                doc_mtime_ns=stat.st_mtime_ns,
+                chunk_index=i,
+                text=c.text,
+                text_hash=hashlib.sha256(prefix + c.text.encode()).hexdigest()[:32],
+                heading=" > ".join(c.heading),
+                page=c.page,
+                char_start=c.start,
+                char_end=c.end,
+            )
+            for i, c in enumerate(chunks)
+        ]
+
+    def flush(self) -> None:
+        if not self.doomed:
+            return
+        vectors = self._vectors()
+        self.store.replace_documents(self.collection, self.doomed, self.rows, vectors)
+        for target, item in self.outcomes:
+            target.append(item)
+        self.report.chunks += len(self.rows)
+        self.doomed, self.rows, self.known, self.outcomes = [], [], {}, []
+
+    def _vectors(self) -> np.ndarray:
+        """Vectors for the pending rows: known ones, cached ones, and the rest embedded (once per text)."""
+        out = np.zeros((len(self.rows), self.store.dim), dtype=np.float32)
+        for i, vector in self.known.items():
+            out[i] = vector
+        todo = [i for i in range(len(self.rows)) if i not in self.known]
+        cache = self.store.cached_vectors(self.rows[i].text_hash for i in todo)
+        missing: dict[str, str] = {}
+        for i in todo:
+            h = self.rows[i].text_hash
+            if h not in cache:
+                missing.setdefault(h, self.rows[i].text)
+        if missing:
+            cache.update(zip(missing, self.embedder.embed(list(missing.values())), strict=True))
+            self.report.embedded += len(missing)
+        for i in todo:
+            out[i] = cache[self.rows[i].text_hash]
+        self.report.reused += len(todo) - len(missing)
+        return out
+
+    def finish(self) -> IndexReport:
+        self.flush()
+        if self.gone:
+            self.store.replace_documents(self.collection, list(self.gone), [], np.zeros((0, self.store.dim)))
+            self.report.removed.extend(sorted(self.gone))
+        if self.failures != self.failed_before:
+            self.store.set_failures(self.collection, self.failures)
+        self.report.seconds = time.perf_counter() - self.started
+        return self.report
+
+    def _under_roots(self, path: str) -> bool:
+        p = Path(path)
+        return any(p == root or root in p.parents for root in self.roots)
+
+
+def _chunk_id(collection: str, path: str, digest: str, index: int) -> str:
+    return hashlib.sha1(f"{collection}\0{path}\0{digest}\0{index}".encode()).hexdigest()[:24]
 
 
 def _hash_file(path: Path) -> str:
@@ -144,11 +280,9 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _named(path: Path, given: Iterable[str | Path]) -> bool:
-    return any(Path(g).expanduser().resolve() == path for g in given)
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"unreadable: {exc.strerror or exc}"
+    if isinstance(exc, RecursionError):
+        return "too deeply nested to read"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

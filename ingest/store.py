@@ -1,11 +1,14 @@
-"""The index on disk: one LanceDB table of chunks plus `index.json`, the index's provenance.
+"""The index on disk: one LanceDB table of chunks, plus `index.json` (provenance) and `failures.json`.
 
 Layout of an index folder:
     index.json      schema version, embedder (id, fingerprint, dim), chunking settings
-    chunks.lance/   one row per chunk: ids, document path + content hash, position, text, vector
+    chunks.lance/   one row per chunk: collection, document path/hash/size/mtime, position, text, vector
+    failures.json   files that could not be indexed, per collection, with the reason (for `rag status`)
 
-Writes are whole documents at a time (LanceDB commits each `add` atomically), so a document is either
-fully present or absent. The store refuses vectors from a different embedder (`EmbedderMismatch`).
+Every change to a set of documents is ONE LanceDB commit (`merge_insert` that inserts the new chunks and
+deletes the documents' old ones), so after a crash at any moment each document is either fully present,
+in its old or new version, or absent — never half-written or duplicated. Readers see whole commits.
+The store refuses vectors from a different embedder (`EmbedderMismatch`).
 This module knows nothing about files, models or prompts: it stores and finds rows.
 """
 
@@ -15,18 +18,21 @@ import json
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from ingest.errors import EmbedderMismatch, IndexNotFound
+from ingest.errors import EmbedderMismatch, IndexNotFound, RagError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TABLE = "chunks"
 META_FILE = "index.json"
+FAILURES_FILE = "failures.json"
+DEFAULT_COLLECTION = "default"
 
 
 @dataclass(frozen=True)
@@ -34,31 +40,51 @@ class ChunkRow:
     """One stored chunk, without its vector."""
 
     id: str
+    collection: str
     path: str
     doc_hash: str
+    doc_size: int
+    doc_mtime_ns: int
     chunk_index: int
     text: str
+    text_hash: str  # hash of embedder fingerprint + text: the key of the embedding cache
     heading: str  # heading path joined with " > ", "" when none
     page: int | None
     char_start: int
     char_end: int
 
 
+@dataclass(frozen=True)
+class DocInfo:
+    """What the store knows about one indexed document."""
+
+    path: str
+    doc_hash: str
+    size: int
+    mtime_ns: int
+
+
+_TYPES = {
+    "id": pa.string(),
+    "collection": pa.string(),
+    "path": pa.string(),
+    "doc_hash": pa.string(),
+    "doc_size": pa.int64(),
+    "doc_mtime_ns": pa.int64(),
+    "chunk_index": pa.int32(),
+    "text": pa.string(),
+    "text_hash": pa.string(),
+    "heading": pa.string(),
+    "page": pa.int32(),
+    "char_start": pa.int64(),
+    "char_end": pa.int64(),
+}
+ROW_FIELDS = [f.name for f in fields(ChunkRow)]
+
+
 def chunk_schema(dim: int) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("path", pa.string(), nullable=False),
-            pa.field("doc_hash", pa.string(), nullable=False),
-            pa.field("chunk_index", pa.int32(), nullable=False),
-            pa.field("text", pa.string(), nullable=False),
-            pa.field("heading", pa.string(), nullable=False),
-            pa.field("page", pa.int32(), nullable=True),
-            pa.field("char_start", pa.int64(), nullable=False),
-            pa.field("char_end", pa.int64(), nullable=False),
-            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
-        ]
-    )
+    columns = [pa.field(name, _TYPES[name], nullable=name == "page") for name in ROW_FIELDS]
+    return pa.schema(columns + [pa.field("vector", pa.list_(pa.float32(), dim), nullable=False)])
 
 
 class Store:
@@ -69,12 +95,13 @@ class Store:
 
         self.root = root
         self.meta = meta
-        self._db = lancedb.connect(str(root))
-        dim = int(meta["embedder"]["dim"])
+        self.dim = int(meta["embedder"]["dim"])
+        # Consistency interval 0: every read sees the latest commit, also one made by another process.
+        self._db = lancedb.connect(str(root), read_consistency_interval=timedelta(0))
         if TABLE in self._db.list_tables().tables:
             self._table = self._db.open_table(TABLE)
         else:
-            self._table = self._db.create_table(TABLE, schema=chunk_schema(dim))
+            self._table = self._db.create_table(TABLE, schema=chunk_schema(self.dim), exist_ok=True)
 
     @classmethod
     def open(cls, root: Path) -> Store:
@@ -109,64 +136,163 @@ class Store:
             "chunking": chunking,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        tmp = root / (META_FILE + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, root / META_FILE)  # atomic: an index.json is always whole
+        _write_json(root / META_FILE, meta)
         return cls(root, meta)
 
     # -- reading -------------------------------------------------------------------------------
 
-    def documents(self) -> dict[str, str]:
-        """Map of stored document path -> content hash."""
-        table = self._scan(["path", "doc_hash"])
-        return dict(zip(table.column("path").to_pylist(), table.column("doc_hash").to_pylist(), strict=True))
+    def documents(self, collection: str | None = None) -> dict[str, DocInfo]:
+        """Stored documents of `collection` (all collections if None), by path."""
+        where = _and("chunk_index = 0", _collection_filter(collection))
+        table = self._scan(["path", "doc_hash", "doc_size", "doc_mtime_ns"], where)
+        cols = [table.column(c).to_pylist() for c in ("path", "doc_hash", "doc_size", "doc_mtime_ns")]
+        return {p: DocInfo(p, h, s, m) for p, h, s, m in zip(*cols, strict=True)}
 
-    def count_chunks(self) -> int:
-        return self._table.count_rows()
+    def collections(self) -> dict[str, tuple[int, int]]:
+        """Map of collection name -> (documents, chunks)."""
+        table = self._scan(["collection", "chunk_index"])
+        stats: dict[str, list[int]] = {}
+        for name, index in zip(
+            table.column("collection").to_pylist(), table.column("chunk_index").to_pylist(), strict=True
+        ):
+            entry = stats.setdefault(name, [0, 0])
+            entry[0] += index == 0
+            entry[1] += 1
+        return {name: (docs, chunks) for name, (docs, chunks) in sorted(stats.items())}
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[ChunkRow, float]]:
+    def count_chunks(self, collection: str | None = None) -> int:
+        return self._table.count_rows(_collection_filter(collection))
+
+    def rows(self, collection: str, paths: Iterable[str]) -> tuple[list[ChunkRow], np.ndarray]:
+        """All chunks (and vectors) of the given documents, in path then chunk order."""
+        paths = list(paths)
+        if not paths:
+            return [], np.zeros((0, self.dim), dtype=np.float32)
+        where = _and(_collection_filter(collection), _in("path", paths))
+        table = self._scan(ROW_FIELDS + ["vector"], where).sort_by(
+            [("path", "ascending"), ("chunk_index", "ascending")]
+        )
+        return [_row(r) for r in table.drop_columns(["vector"]).to_pylist()], _vectors(table, self.dim)
+
+    def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors for any of these text hashes (the embedding cache)."""
+        hashes = sorted(set(text_hashes))
+        if not hashes:
+            return {}
+        table = self._scan(["text_hash", "vector"], _in("text_hash", hashes))
+        return dict(zip(table.column("text_hash").to_pylist(), _vectors(table, self.dim), strict=True))
+
+    def search(self, vector: np.ndarray, k: int, collection: str | None = None) -> list[tuple[ChunkRow, float]]:
         """The k nearest chunks by cosine similarity, best first, as (row, score in [-1, 1])."""
-        if self.count_chunks() == 0:
-            return []
         query = self._table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
-        table = query.distance_type("cosine").limit(k).to_arrow()
-        rows = table.drop_columns(["vector"]).to_pylist()
+        query = query.distance_type("cosine").limit(k)
+        if collection is not None:
+            query = query.where(_collection_filter(collection), prefilter=True)
+        rows = query.to_arrow().drop_columns(["vector"]).to_pylist()
         return [(_row(r), 1.0 - float(r["_distance"])) for r in rows]
 
-    def _scan(self, columns: list[str]) -> pa.Table:
-        return self._table.search().select(columns).limit(None).to_arrow()
+    def failures(self, collection: str | None = None) -> dict[str, dict[str, Any]]:
+        """Files that failed to index: path -> {reason, size, mtime_ns} (all collections if None)."""
+        data = _read_json(self.root / FAILURES_FILE)
+        if collection is not None:
+            return dict(data.get(collection, {}))
+        return {path: info for per in data.values() for path, info in per.items()}
+
+    def _scan(self, columns: list[str], where: str | None = None) -> pa.Table:
+        query = self._table.search().select(columns)
+        if where:
+            query = query.where(where)
+        return query.limit(None).to_arrow()
 
     # -- writing -------------------------------------------------------------------------------
 
-    def replace_documents(self, paths: Iterable[str], rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
-        """Remove every chunk of `paths`, then add `rows` (with their `vectors`) in one commit."""
-        doomed = sorted(set(paths))
-        if doomed:
-            self._table.delete(f"path IN ({', '.join(_quote(p) for p in doomed)})")
-        if rows:
-            dim = int(self.meta["embedder"]["dim"])
-            if vectors.shape != (len(rows), dim):
-                raise ValueError(f"expected {len(rows)} vectors of dim {dim}, got {vectors.shape}")
-            data = {k: [getattr(r, k) for r in rows] for k in ChunkRow.__dataclass_fields__}
-            flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-            data["vector"] = pa.FixedSizeListArray.from_arrays(flat, dim)
-            self._table.add(pa.table(data, schema=chunk_schema(dim)))
+    def replace_documents(
+        self, collection: str, paths: Iterable[str], rows: Sequence[ChunkRow], vectors: np.ndarray
+    ) -> None:
+        """In ONE commit: remove every chunk of `paths` in `collection`, and add `rows` with `vectors`."""
+        doomed = sorted(set(paths) | {r.path for r in rows})
+        if not doomed:
+            return
+        if vectors.shape != (len(rows), self.dim):
+            raise ValueError(f"expected {len(rows)} vectors of dim {self.dim}, got {vectors.shape}")
+        where = _and(_collection_filter(collection), _in("path", doomed))
+        if not rows:
+            self._table.delete(where)
+            return
+        data = {name: [getattr(r, name) for r in rows] for name in ROW_FIELDS}
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+        data["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dim)
+        merge = self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+        merge.when_not_matched_by_source_delete(where).execute(pa.table(data, schema=chunk_schema(self.dim)))
+
+    def touch(self, collection: str, path: str, size: int, mtime_ns: int) -> None:
+        """Record a new size/mtime for a document whose content did not change."""
+        where = _and(_collection_filter(collection), _in("path", [path]))
+        self._table.update(where=where, values={"doc_size": size, "doc_mtime_ns": mtime_ns})
+
+    def drop_collection(self, collection: str) -> int:
+        """Delete every chunk and failure record of `collection`; returns the number of chunks removed."""
+        removed = self.count_chunks(collection)
+        self._table.delete(_collection_filter(collection))
+        self.set_failures(collection, {})
+        return removed
+
+    def set_failures(self, collection: str, failures: dict[str, dict[str, Any]]) -> None:
+        data = _read_json(self.root / FAILURES_FILE)
+        data[collection] = failures
+        _write_json(self.root / FAILURES_FILE, {k: v for k, v in data.items() if v})
 
 
 def check_embedder(meta: dict[str, Any], embedder: dict[str, Any], root: Path) -> None:
     """Raise EmbedderMismatch unless `embedder` is the model that built the index in `meta`."""
     have = meta["embedder"]
-    if have.get("fingerprint") != embedder.get("fingerprint") or have.get("dim") != embedder.get("dim"):
+    if have.get("fingerprint") != embedder.get("fingerprint"):
         raise EmbedderMismatch(
-            f"the index at {root} was built with embedding model '{have.get('id')}' "
-            f"(dim {have.get('dim')}), not '{embedder.get('id')}' (dim {embedder.get('dim')})",
+            f"the index at {root} was built with embedding model '{have.get('id')}', not '{embedder.get('id')}'",
             "use the same --embed-model, or index into a new location with --index",
         )
 
 
+def check_collection_name(name: str) -> str:
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        raise RagError(f"invalid collection name '{name}'", "use letters, digits, '-', '_' or '.' (at most 64)")
+    return name
+
+
 def _row(record: dict[str, Any]) -> ChunkRow:
-    return ChunkRow(**{k: record[k] for k in ChunkRow.__dataclass_fields__})
+    return ChunkRow(**{k: record[k] for k in ROW_FIELDS})
+
+
+def _vectors(table: pa.Table, dim: int) -> np.ndarray:
+    column = table.column("vector").combine_chunks()
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+
+
+def _collection_filter(collection: str | None) -> str | None:
+    return None if collection is None else f"collection = {_quote(collection)}"
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(_quote(v) for v in values)})"
+
+
+def _and(*clauses: str | None) -> str | None:
+    parts = [c for c in clauses if c]
+    return " AND ".join(f"({c})" for c in parts) if parts else None
 
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)  # atomic: the file is always whole

@@ -20,6 +20,7 @@ from rich.markup import escape
 
 import rag
 from rag import config
+from rag.progress import print_report, progress_reporter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask questions of your own documents, on-device.")
 out = Console(highlight=False, soft_wrap=True)
@@ -49,6 +50,11 @@ def main(
 
 def _command(fn: Callable) -> Callable:
     """Register a command whose RagErrors become one red line and exit code 1."""
+    return app.command()(_guard(fn))
+
+
+def _guard(fn: Callable) -> Callable:
+    """RagError -> one red line with its hint and exit code 1 (the traceback only with --debug)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -60,7 +66,7 @@ def _command(fn: Callable) -> Callable:
             _print_error(exc)
             raise typer.Exit(1) from None
 
-    return app.command()(wrapper)
+    return wrapper
 
 
 def _open(
@@ -70,50 +76,69 @@ def _open(
     return rag.open_index(s.index, embed_model=s.embed_model, llm=s.llm), s
 
 
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection to update.")]
+QueryCollectionOpt = Annotated[
+    str | None, typer.Option("--collection", "-c", help="Search only this collection [default: all].")
+]
+PasswordOpt = Annotated[
+    str | None, typer.Option("--password", help="Password to try on encrypted PDFs [env: RAG_PDF_PASSWORD].")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+
+
 @_command
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.", show_default=False)],
     index: IndexOpt = None,
     embed_model: EmbedOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    collection: CollectionOpt = "default",
+    password: PasswordOpt = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
+    batch_chunks: Annotated[int, typer.Option("--batch-chunks", min=1, hidden=True)] = 256,
+    quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Index files and folders (PDF, Markdown, text); unchanged files are skipped."""
-    idx, _ = _open(index, embed_model)
-    show = not (quiet or as_json)
-    if show:
-        err.print(f"Indexing into {idx.path} …", markup=False)
-    report = _with_progress(idx, paths) if show and err.is_terminal else idx.add(*paths)
+    """Index files and folders. Re-runs only do what changed: new, edited, renamed and deleted files."""
+    idx, s = _open(index, embed_model)
+    if not (quiet or as_json):
+        err.print(f"Indexing into {idx.path} (collection {collection}) …", markup=False)
+    options = dict(collection=collection, password=password or s.pdf_password, batch_chunks=batch_chunks)
+    if quiet or as_json:
+        report = idx.add(*paths, **options)
+    else:
+        with progress_reporter(err) as update:
+            report = idx.add(*paths, progress=update, **options)
     if as_json:
         out.print_json(json.dumps(asdict(report) | {"chunks_per_second": report.chunks_per_second}))
-        return
-    for path, reason in report.failed:
-        err.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}")
-    if not quiet:
-        out.print(
-            f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
-            f"{len(report.failed)} failed, {len(report.skipped)} skipped (unsupported) — "
-            f"{report.chunks} chunks in {report.seconds:.1f}s ({report.chunks_per_second:.1f} chunks/s)"
-        )
+    else:
+        print_report(report, out, err, quiet)
+    if strict and report.failed:
+        raise typer.Exit(1)
 
 
-def _with_progress(idx: rag.Index, paths: list[Path]) -> rag.IndexReport:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[file]}"),
+@_command
+def watch(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to keep indexed.", show_default=False)],
+    index: IndexOpt = None,
+    embed_model: EmbedOpt = None,
+    collection: CollectionOpt = "default",
+    password: PasswordOpt = None,
+    debounce_ms: Annotated[int, typer.Option("--debounce-ms", help="Wait for this much quiet before syncing.")] = 1000,
+) -> None:
+    """Index PATHS, then keep the index in sync as files change. Ctrl-C stops cleanly."""
+    idx, s = _open(index, embed_model)
+    err.print(
+        f"Watching {', '.join(map(str, paths))} → {idx.path} (collection {collection}); Ctrl-C to stop", markup=False
     )
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("files", total=None, file="")
 
-        def update(p: rag.Progress) -> None:
-            bar.update(task, completed=p.done, total=p.total, file=Path(p.path).name[:40])
+    def show(report: rag.IndexReport) -> None:
+        if report.added or report.updated or report.renamed or report.removed or report.failed:
+            print_report(report, out, err)
 
-        return idx.add(*paths, progress=update)
+    idx.watch(
+        *paths, collection=collection, password=password or s.pdf_password, on_report=show, debounce_ms=debounce_ms
+    )
+    err.print("Stopped.")
 
 
 @_command
@@ -124,6 +149,7 @@ def ask(
     llm: LlmOpt = None,
     preset: PresetOpt = None,
     k: KOpt = None,
+    collection: QueryCollectionOpt = None,
     think: Annotated[
         bool, typer.Option("--think/--no-think", help="Let Qwen3 think before answering (slower).")
     ] = False,
@@ -133,7 +159,7 @@ def ask(
     """Answer a question from the indexed documents, streaming, then list the sources."""
     idx, s = _open(index, embed_model, llm, preset, k)
     answer = None
-    for event in idx.stream_answer(question, k=s.k, thinking=think, max_tokens=max_tokens):
+    for event in idx.stream_answer(question, k=s.k, collection=collection, thinking=think, max_tokens=max_tokens):
         if isinstance(event, rag.TokenEvent) and not as_json:
             out.print(event.text, end="", markup=False)
         elif isinstance(event, rag.ThinkingEvent) and not as_json:
@@ -175,11 +201,12 @@ def search(
     index: IndexOpt = None,
     embed_model: EmbedOpt = None,
     k: KOpt = None,
+    collection: QueryCollectionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrieve the most relevant chunks (no LLM), ranked with scores."""
     idx, s = _open(index, embed_model, k=k)
-    hits = idx.search(query, k=s.k)
+    hits = idx.search(query, k=s.k, collection=collection)
     if as_json:
         out.print_json(json.dumps([asdict(h) | {"location": h.location} for h in hits]))
         return
@@ -206,8 +233,42 @@ def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
         out.print(f"chunks     {st.chunks}")
         out.print(f"embedder   {st.embedder} (dim {st.dim})", markup=False)
         out.print(f"chunking   {st.chunking.get('max_tokens')} tokens, overlap {st.chunking.get('overlap_tokens')}")
+        for name, (docs, chunks) in st.collections.items():
+            out.print(f"collection {name}: {docs} documents, {chunks} chunks", markup=False)
+        if st.failures:
+            out.print(f"failed     {len(st.failures)} files:")
+            for path, info in sorted(st.failures.items()):
+                out.print(f"  {path}: {info['reason']}", markup=False)
     out.print(f"llm        {s.llm}", markup=False)
     out.print(f"blas       {st.blas}", markup=False)
+
+
+collection_app = typer.Typer(no_args_is_help=True, help="List or remove collections.")
+app.add_typer(collection_app, name="collection")
+
+
+@collection_app.command("list")
+@_guard
+def list_collections(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """List collections with their document and chunk counts."""
+    idx, _ = _open(index, None)
+    found = idx.collections()
+    if as_json:
+        out.print_json(json.dumps({name: {"documents": d, "chunks": c} for name, (d, c) in found.items()}))
+        return
+    for name, (docs, chunks) in found.items():
+        out.print(f"{name}\t{docs} documents\t{chunks} chunks", markup=False)
+
+
+@collection_app.command("remove")
+@_guard
+def remove_collection(
+    name: Annotated[str, typer.Argument(help="Collection to delete from the index.")], index: IndexOpt = None
+) -> None:
+    """Remove a collection's documents from the index (your files are not touched)."""
+    idx, _ = _open(index, None)
+    removed = idx.remove_collection(name)
+    out.print(f"removed collection {name} ({removed} chunks)", markup=False)
 
 
 def _print_error(exc: rag.RagError) -> None:

@@ -9,6 +9,7 @@ library API takes explicit arguments.
     RAG_LLM          chat model, hub id or local folder
     RAG_EMBED_MODEL  embedding model, hub id or local folder (an existing index remembers its own)
     RAG_PRESET       "default" or "small"
+    RAG_PDF_PASSWORD password tried on encrypted PDFs
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Settings:
     llm: str
     embed_model: str | None  # None: the index's own, or DEFAULT_EMBED_MODEL for a new index
     k: int
+    pdf_password: str | None = None
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -81,6 +83,7 @@ def resolve(
         llm=pick(llm, "RAG_LLM", "llm", PRESETS[preset_name]),
         embed_model=pick(embed_model, "RAG_EMBED_MODEL", "embed_model"),
         k=int(pick(k, "RAG_K", "k", DEFAULT_K)),
+        pdf_password=pick(None, "RAG_PDF_PASSWORD", "pdf_password"),
     )
 
 

@@ -9,6 +9,7 @@ This module wires stages together; retrieval, prompting and generation live in t
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -17,8 +18,10 @@ from pathlib import Path
 from ingest import _blas
 from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkConfig
 from ingest.embed import Embedder, MLXEmbedder
-from ingest.pipeline import IndexReport, Progress, index_paths
-from ingest.store import META_FILE, Store, check_embedder
+from ingest.errors import RagError
+from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
+from ingest.store import DEFAULT_COLLECTION, META_FILE, Store, check_collection_name, check_embedder
+from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
 from rag.config import DEFAULT_EMBED_MODEL, PRESETS
 from rag.generate import DEFAULT_MAX_TOKENS, Generator, MLXGenerator, elapsed_ms
 from rag.prompt import build_messages
@@ -87,36 +90,92 @@ class Index:
             self._store = Store.open(self.path)
         return self._store
 
-    def _embedder_meta(self) -> dict:
+    def _embedder_meta(self, with_dim: bool = False) -> dict:
         e = self.embedder
-        return {"id": e.id, "fingerprint": e.fingerprint, "dim": e.dim, "max_tokens": e.max_tokens}
+        meta = {"id": e.id, "fingerprint": e.fingerprint, "max_tokens": e.max_tokens}
+        return meta | {"dim": e.dim} if with_dim else meta  # dim loads the weights: only for a new index
 
     # -- the API -------------------------------------------------------------------------------
 
-    def add(self, *paths: str | os.PathLike[str], progress: Callable[[Progress], None] | None = None) -> IndexReport:
-        """Index files and folders (new or changed files only). Returns a report; bad files are listed
-        in `report.failed`, never raised."""
-        chunking = ChunkConfig(min(DEFAULT_CHUNK_TOKENS, self.embedder.max_tokens - 2), DEFAULT_OVERLAP_TOKENS)
-        if self._store is None:
-            self._store = Store.open_or_create(self.path, self._embedder_meta(), asdict(chunking))
-        else:
-            check_embedder(self._store.meta, self._embedder_meta(), self.path)
-        stored = self._store.meta.get("chunking", asdict(chunking))
+    def add(
+        self,
+        *paths: str | os.PathLike[str],
+        collection: str = DEFAULT_COLLECTION,
+        password: str | None = None,
+        progress: Callable[[Progress], None] | None = None,
+        batch_chunks: int = WRITE_BATCH_CHUNKS,
+    ) -> IndexReport:
+        """Bring `collection` in line with these files and folders: new and changed files are indexed,
+        unchanged ones skipped, renamed ones re-pathed, deleted ones removed. Bad files are listed in
+        `report.failed`, never raised. `password` is tried on encrypted PDFs; every `batch_chunks`
+        chunks are embedded and committed together."""
+        check_collection_name(collection)
+        store = self._writable()
+        stored = store.meta["chunking"]
         chunking = ChunkConfig(stored["max_tokens"], stored["overlap_tokens"])
-        return index_paths(paths, self._store, self.embedder, chunking, progress)
+        return index_paths(
+            paths,
+            store,
+            self.embedder,
+            chunking,
+            collection=collection,
+            password=password,
+            progress=progress,
+            batch_chunks=batch_chunks,
+        )
 
-    def search(self, query: str, k: int = DEFAULT_K) -> list[Source]:
-        """The k chunks most similar to `query`, best first."""
+    def watch(
+        self,
+        *paths: str | os.PathLike[str],
+        collection: str = DEFAULT_COLLECTION,
+        password: str | None = None,
+        on_report: Callable[[IndexReport], None] | None = None,
+        stop: threading.Event | None = None,
+        debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+    ) -> None:
+        """Index `paths`, then keep the index in sync as files change, until `stop` is set (or Ctrl-C).
+
+        Bursts of file events are debounced and batched into one incremental `add` run each;
+        `on_report` receives every run's report (the first one included).
+        """
+
+        def sync() -> IndexReport:
+            return self.add(*paths, collection=collection, password=password)
+
+        watch_paths(paths, sync, on_report=on_report, stop=stop, debounce_ms=debounce_ms)
+
+    def search(self, query: str, k: int = DEFAULT_K, collection: str | None = None) -> list[Source]:
+        """The k chunks most similar to `query`, best first, from `collection` (all if None)."""
         store = self._open()
         self._check_query_embedder(store)
         vector = self.embedder.embed([getattr(self.embedder, "query_prefix", "") + query])[0]
-        return [_source(row, score) for row, score in store.search(vector, k)]
+        return [_source(row, score) for row, score in store.search(vector, k, collection)]
+
+    def collections(self) -> dict[str, tuple[int, int]]:
+        """Collection name -> (documents, chunks)."""
+        return self._open().collections() if self.exists else {}
+
+    def remove_collection(self, name: str) -> int:
+        """Delete a collection's documents from the index; returns how many chunks were removed."""
+        store = self._open()
+        if name not in store.collections() and not store.failures(name):
+            raise RagError(f"no collection '{name}' in {self.path}", "see `rag status` for the collections")
+        return store.drop_collection(name)
+
+    def _writable(self) -> Store:
+        if not self.exists:
+            chunking = ChunkConfig(min(DEFAULT_CHUNK_TOKENS, self.embedder.max_tokens - 2), DEFAULT_OVERLAP_TOKENS)
+            self._store = Store.open_or_create(self.path, self._embedder_meta(with_dim=True), asdict(chunking))
+        store = self._open()
+        check_embedder(store.meta, self._embedder_meta(), self.path)
+        return store
 
     def stream_answer(
         self,
         question: str,
         *,
         k: int = DEFAULT_K,
+        collection: str | None = None,
         thinking: bool = False,
         max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> Iterator[Event]:
@@ -125,7 +184,7 @@ class Index:
         self._open()  # a missing index fails before any model loads
         self.embedder, self.generator  # load both models before the clock starts  # noqa: B018
         started = time.perf_counter()
-        sources = self.search(question, k)
+        sources = self.search(question, k, collection)
         retrieval_ms = elapsed_ms(started)
         yield SourcesEvent(sources)
         text: list[str] = []
@@ -170,6 +229,8 @@ class Index:
             exists=True,
             documents=len(store.documents()),
             chunks=store.count_chunks(),
+            collections=store.collections(),
+            failures=store.failures(),
             embedder=meta["embedder"]["id"],
             dim=meta["embedder"]["dim"],
             chunking=meta.get("chunking", {}),

@@ -113,3 +113,5 @@ class IndexStatus:
     chunking: dict = field(default_factory=dict)
     created: str = ""
     blas: str = ""
+    collections: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (documents, chunks)
+    failures: dict[str, dict] = field(default_factory=dict)  # path -> {reason, size, mtime_ns}

@@ -122,3 +122,38 @@ def make_pdf(path: Path, pages: list[str]) -> Path:
     with path.open("wb") as f:
         writer.write(f)
     return path
+
+
+class CountingEmbedder:
+    """The real embedder, counting what it is asked to embed (to assert exactly what was re-embedded)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.id, self.fingerprint, self.dim, self.max_tokens = inner.id, inner.fingerprint, inner.dim, inner.max_tokens
+        self.query_prefix = getattr(inner, "query_prefix", "")
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+    def token_spans(self, text):
+        return self.inner.token_spans(text)
+
+
+def assert_consistent(index_dir: Path) -> dict[tuple[str, str], int]:
+    """Check an index folder opens and every document is whole: unique chunk ids, one content hash per
+    (collection, path), chunk indexes 0..n-1 with no gap or duplicate. Returns chunks per document."""
+    from ingest.store import ROW_FIELDS, Store
+
+    store = Store.open(index_dir)
+    table = store._scan(ROW_FIELDS)
+    ids = table.column("id").to_pylist()
+    assert len(ids) == len(set(ids)), "duplicate chunk ids"
+    docs: dict[tuple[str, str], list] = {}
+    for row in table.select(["collection", "path", "doc_hash", "chunk_index"]).to_pylist():
+        docs.setdefault((row["collection"], row["path"]), []).append((row["doc_hash"], row["chunk_index"]))
+    for key, chunks in docs.items():
+        assert len({h for h, _ in chunks}) == 1, f"{key} has chunks of two versions"
+        assert sorted(i for _, i in chunks) == list(range(len(chunks))), f"{key} is half-written"
+    return {key: len(chunks) for key, chunks in docs.items()}

@@ -15,7 +15,8 @@ from rag.types import Source
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 SUMMARY = re.compile(
-    r"^(\d+) added, (\d+) updated, (\d+) unchanged, (\d+) failed, (\d+) skipped \(unsupported\) — (\d+) chunks"
+    r"^(\d+) added, (\d+) updated, \d+ renamed, \d+ removed, (\d+) unchanged, (\d+) failed"
+    r"(?:, (\d+) skipped \(unsupported type\))? — (\d+) chunks written"
 )
 
 
@@ -40,7 +41,7 @@ def cli(tmp_path, minilm_path):
 def summary(result) -> tuple[int, ...]:
     match = SUMMARY.match(plain(result.stdout).strip())
     assert match, result.stdout
-    return tuple(int(g) for g in match.groups())
+    return tuple(int(g or 0) for g in match.groups())
 
 
 def error_line(result, before: tuple[str, ...] = ()) -> str:

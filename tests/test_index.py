@@ -32,7 +32,7 @@ def test_rows_carry_provenance_and_offsets(tmp_path, docs, embedder):
     source = (docs / "recipes.txt").read_text()
     assert source[hit.char_start : hit.char_end].strip() == hit.text.strip()
     meta = Store.open(tmp_path / "idx").meta
-    assert meta["schema_version"] == 1
+    assert meta["schema_version"] == 2
     assert meta["embedder"] == {"id": embedder.id, "fingerprint": embedder.fingerprint, "dim": 384, "max_tokens": 256}
     assert meta["chunking"] == {"max_tokens": 254, "overlap_tokens": 32}
 

@@ -1,0 +1,87 @@
+"""How the CLI shows index runs: a live progress bar on a terminal, plain log lines elsewhere, and the
+end-of-run report. Rendering only: no indexing logic lives here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from ingest.pipeline import IndexReport, Progress
+
+LOG_EVERY_S = 5.0
+
+
+@contextmanager
+def progress_reporter(console: Console) -> Iterator[Callable[[Progress], None]]:
+    """Yield a progress callback: a rich bar on a terminal, else a log line every few seconds."""
+    if console.is_terminal:
+        with _bar(console) as update:
+            yield update
+    else:
+        yield _logger(console)
+
+
+@contextmanager
+def _bar(console: Console) -> Iterator[Callable[[Progress], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
+
+    columns = (
+        TextColumn("files"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
+        TimeRemainingColumn(),
+        TextColumn("[dim]{task.fields[file]}"),
+    )
+    started = time.perf_counter()
+    with Bar(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("index", total=None, chunks=0, rate=0.0, file="")
+
+        def update(p: Progress) -> None:
+            rate = p.chunks / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=p.done, total=p.total, chunks=p.chunks, rate=rate, file=escape(_short(p.path)))
+
+        yield update
+
+
+def _logger(console: Console) -> Callable[[Progress], None]:
+    started = time.perf_counter()
+    last = [started]
+
+    def update(p: Progress) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= LOG_EVERY_S or p.done == p.total:
+            last[0] = now
+            rate = p.chunks / max(now - started, 1e-9)
+            console.print(
+                f"[{p.done}/{p.total} files] {p.chunks} chunks, {rate:.1f} chunks/s — {p.path}",
+                markup=False,
+                highlight=False,
+            )
+
+    return update
+
+
+def print_report(report: IndexReport, out: Console, err: Console, quiet: bool = False) -> None:
+    """Failures (always, on stderr), then the summary line unless `quiet`."""
+    for path, reason in report.failed:
+        err.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}")
+    if quiet:
+        return
+    skipped = f", {len(report.skipped)} skipped (unsupported type)" if report.skipped else ""
+    out.print(
+        f"{report.summary()}{skipped} — {report.chunks} chunks written ({report.embedded} embedded, "
+        f"{report.reused} reused) in {report.seconds:.1f}s",
+        markup=False,
+    )
+
+
+def _short(path: str, width: int = 40) -> str:
+    name = Path(path).name
+    return name if len(name) <= width else name[: width - 1] + "…"
