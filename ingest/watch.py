@@ -33,16 +33,23 @@ def watch_paths(
     from watchfiles import watch
 
     targets = [str(Path(p).expanduser()) for p in paths]
+    events = watch(
+        *targets, watch_filter=_visible, debounce=debounce_ms, stop_event=stop, rust_timeout=500, yield_on_timeout=True
+    )
+    try:
+        next(events, None)  # start watching BEFORE the first sync, so files saved during it are not missed
+        _run(sync, on_report)
+        for changes in events:
+            if changes:  # empty sets are the watcher's timeouts, which let `stop` be noticed
+                _run(sync, on_report)
+    except KeyboardInterrupt:
+        return
+
+
+def _run(sync: Callable[[], object], on_report: Callable[[object], None] | None) -> None:
     report = sync()
     if on_report:
         on_report(report)
-    try:
-        for _changes in watch(*targets, watch_filter=_visible, debounce=debounce_ms, stop_event=stop, rust_timeout=500):
-            report = sync()
-            if on_report:
-                on_report(report)
-    except KeyboardInterrupt:
-        return
 
 
 def _visible(_change: object, path: str) -> bool:
