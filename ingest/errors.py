@@ -41,3 +41,9 @@ class ModelLoadError(RagError):
 
 class EmbedderMismatch(RagError):
     """The index was built with a different embedding model than the one requested."""
+
+
+class NotInIndex(RagError, LookupError):
+    """A chunk id or document path that the index does not hold."""
+
+    hint = "take ids and paths from search results, or see `rag status` for what is indexed"

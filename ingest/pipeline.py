@@ -258,6 +258,8 @@ class _Run:
         if self.gone:
             self.store.replace_documents(self.collection, list(self.gone), [], np.zeros((0, self.store.dim)))
             self.report.removed.extend(sorted(self.gone))
+        if self.report.chunks or self.report.removed:
+            self.store.sync_text_index()  # full-text search follows the vectors
         if self.failures != self.failed_before:
             self.store.set_failures(self.collection, self.failures)
         self.report.seconds = time.perf_counter() - self.started

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -174,6 +175,17 @@ class Store:
         )
         return [_row(r) for r in table.drop_columns(["vector"]).to_pylist()], _vectors(table, self.dim)
 
+    def chunk(self, chunk_id: str) -> ChunkRow | None:
+        """The chunk with this id, or None."""
+        rows = self._scan(ROW_FIELDS, _in("id", [chunk_id])).to_pylist()
+        return _row(rows[0]) if rows else None
+
+    def document_chunks(self, path: str, collection: str | None = None) -> list[ChunkRow]:
+        """Every chunk of the document at `path` in `collection` (all if None), by collection then position."""
+        table = self._scan(ROW_FIELDS, _and(_in("path", [path]), _collection_filter(collection)))
+        table = table.sort_by([("collection", "ascending"), ("chunk_index", "ascending")])
+        return [_row(r) for r in table.to_pylist()]
+
     def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors for any of these text hashes (the embedding cache)."""
         hashes = sorted(set(text_hashes))
@@ -182,14 +194,45 @@ class Store:
         table = self._scan(["text_hash", "vector"], _in("text_hash", hashes))
         return dict(zip(table.column("text_hash").to_pylist(), _vectors(table, self.dim), strict=True))
 
-    def search(self, vector: np.ndarray, k: int, collection: str | None = None) -> list[tuple[ChunkRow, float]]:
+    def search(self, vector: np.ndarray, k: int, where: Filter | None = None) -> list[tuple[ChunkRow, float]]:
         """The k nearest chunks by cosine similarity, best first, as (row, score in [-1, 1])."""
         query = self._table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
-        query = query.distance_type("cosine").limit(k)
-        if collection is not None:
-            query = query.where(_collection_filter(collection), prefilter=True)
-        rows = query.to_arrow().drop_columns(["vector"]).to_pylist()
-        return [(_row(r), 1.0 - float(r["_distance"])) for r in rows]
+        query = query.distance_type("cosine").limit(k).select(ROW_FIELDS + ["_distance"])
+        if where and where.sql():
+            query = query.where(where.sql(), prefilter=True)
+        return [(_row(r), 1.0 - float(r["_distance"])) for r in query.to_arrow().to_pylist()]
+
+    def search_text(self, text: str, k: int, where: Filter | None = None) -> list[tuple[ChunkRow, float]]:
+        """The k best full-text (BM25) matches for `text`, best first, as (row, BM25 score)."""
+        if not text.strip() or not self.count_chunks():
+            return []
+        self.ensure_text_index()
+        query = self._table.search(text, query_type="fts", fts_columns="text").limit(k)
+        query = query.select(ROW_FIELDS + ["_score"])
+        if where and where.sql():
+            query = query.where(where.sql(), prefilter=True)
+        return [(_row(r), float(r["_score"])) for r in query.to_arrow().to_pylist()]
+
+    def neighbours(self, collection: str, path: str, indexes: Iterable[int]) -> list[ChunkRow]:
+        """Chunks of one document at the given chunk indexes (those that exist), in order."""
+        wanted = set(indexes)
+        return [r for r in self.document_chunks(path, collection) if r.chunk_index in wanted]
+
+    def ensure_text_index(self) -> None:
+        """Create the full-text index on chunk text if there is none. Rows added later are searched too
+        (unindexed rows are scanned) until `sync_text_index` folds them in."""
+        if not any(i.index_type == "FTS" for i in self._table.list_indices()):
+            self._table.create_index("text", config=_fts_config(), replace=True)
+
+    def sync_text_index(self) -> None:
+        """Bring the full-text index up to date after writes: build it if missing, else fold the rows
+        added since into it (LanceDB's optimize, which also compacts small files)."""
+        if not self.count_chunks():
+            return
+        if any(i.index_type == "FTS" for i in self._table.list_indices()):
+            self._table.optimize()
+        else:
+            self.ensure_text_index()
 
     def failures(self, collection: str | None = None) -> dict[str, dict[str, Any]]:
         """Files that failed to index: path -> {reason, size, mtime_ns} (all collections if None)."""
@@ -241,6 +284,37 @@ class Store:
         data = _read_json(self.root / FAILURES_FILE)
         data[collection] = failures
         _write_json(self.root / FAILURES_FILE, {k: v for k, v in data.items() if v})
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which chunks a search may return: a collection, path globs, file types (suffixes)."""
+
+    collection: str | None = None
+    path_globs: tuple[str, ...] = ()  # "*.pdf", "reports/**", "/home/me/notes/*.md": "*" stays in a folder
+    file_types: tuple[str, ...] = ()  # "pdf", ".md"
+
+    def sql(self) -> str | None:
+        globs = " OR ".join(f"regexp_like(path, {_quote(_glob_to_regex(g))})" for g in self.path_globs)
+        types = " OR ".join(f"path LIKE {_quote('%.' + t.lstrip('.'))}" for t in self.file_types)
+        return _and(_collection_filter(self.collection), globs or None, types or None)
+
+
+def _glob_to_regex(glob: str) -> str:
+    """Shell-style glob -> anchored regex: "**" crosses folders, "*" and "?" don't; a relative glob
+    matches the end of the path ("*.pdf" is any PDF, "reports/**" anything under a reports folder)."""
+    parts = re.split(r"(\*\*|\*|\?)", glob)
+    body = "".join({"**": ".*", "*": "[^/]*", "?": "[^/]"}.get(p, re.escape(p)) for p in parts)
+    return f"^{body}$" if glob.startswith("/") else f"^(.*/)?{body}$"
+
+
+def _fts_config():
+    """BM25 over ICU word segmentation: ICU's dictionary-based word breaks split Chinese/Japanese text
+    into words (whitespace tokenisation leaves a whole CJK sentence as one token, so nothing matches),
+    while English still gets lower-casing, stemming and stop-word removal."""
+    from lancedb.index import FTS
+
+    return FTS(base_tokenizer="icu", language="English", stem=True, remove_stop_words=True, ascii_folding=True)
 
 
 def check_embedder(meta: dict[str, Any], embedder: dict[str, Any], root: Path) -> None:

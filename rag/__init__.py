@@ -23,6 +23,7 @@ from rag.errors import (  # noqa: E402
     IndexNotFound,
     LoadError,
     ModelLoadError,
+    NotInIndex,
     RagError,
     UnsupportedFile,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "MLXEmbedder",
     "MLXGenerator",
     "ModelLoadError",
+    "NotInIndex",
     "Piece",
     "Progress",
     "RagError",

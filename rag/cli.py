@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -70,10 +71,35 @@ def _guard(fn: Callable) -> Callable:
 
 
 def _open(
-    index: Path | None, embed_model: str | None, llm: str | None = None, preset: str | None = None, k: int | None = None
+    index: Path | None,
+    embed_model: str | None,
+    llm: str | None = None,
+    preset: str | None = None,
+    k: int | None = None,
+    rerank_model: str | None = None,
 ):
-    s = config.resolve(index=index, embed_model=embed_model, llm=llm, preset=preset, k=k)
-    return rag.open_index(s.index, embed_model=s.embed_model, llm=s.llm), s
+    s = config.resolve(index=index, embed_model=embed_model, llm=llm, preset=preset, k=k, rerank_model=rerank_model)
+    return rag.open_index(s.index, embed_model=s.embed_model, llm=s.llm, reranker=s.rerank_model), s
+
+
+ModeOpt = Annotated[str, typer.Option("--mode", help="Retrieval: hybrid (vector + full text), vector or text.")]
+RerankOpt = Annotated[
+    bool | None,
+    typer.Option("--rerank/--no-rerank", help="Rescore top candidates with the reranker [default: on with a GPU]."),
+]
+RerankModelOpt = Annotated[
+    str | None, typer.Option("--rerank-model", help="Reranker: hub id or folder [env: RAG_RERANK_MODEL].")
+]
+PathOpt = Annotated[
+    list[str] | None, typer.Option("--path", help="Only files matching this glob (repeatable): '*.pdf', 'reports/**'.")
+]
+TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (repeatable): pdf, md, docx…")]
+
+
+def _search_options(mode: str, rerank: bool | None, paths: list[str] | None, types: list[str] | None) -> dict:
+    if mode not in ("hybrid", "vector", "text"):
+        raise rag.RagError(f"unknown --mode '{mode}'", "choose hybrid, vector or text")
+    return {"mode": mode, "rerank": rerank, "path_globs": tuple(paths or ()), "file_types": tuple(types or ())}
 
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection to update.")]
@@ -150,6 +176,14 @@ def ask(
     preset: PresetOpt = None,
     k: KOpt = None,
     collection: QueryCollectionOpt = None,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = None,
+    rerank_model: RerankModelOpt = None,
+    path: PathOpt = None,
+    file_type: TypeOpt = None,
+    widen: Annotated[
+        int, typer.Option("--widen", help="Add this many neighbouring chunks around each hit.", min=0)
+    ] = 0,
     think: Annotated[
         bool, typer.Option("--think/--no-think", help="Let Qwen3 think before answering (slower).")
     ] = False,
@@ -157,9 +191,13 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, streaming, then list the sources."""
-    idx, s = _open(index, embed_model, llm, preset, k)
+    idx, s = _open(index, embed_model, llm, preset, k, rerank_model)
+    options = _search_options(mode, rerank, path, file_type)
     answer = None
-    for event in idx.stream_answer(question, k=s.k, collection=collection, thinking=think, max_tokens=max_tokens):
+    events = idx.stream_answer(
+        question, k=s.k, collection=collection, thinking=think, max_tokens=max_tokens, widen=widen, **options
+    )
+    for event in events:
         if isinstance(event, rag.TokenEvent) and not as_json:
             out.print(event.text, end="", markup=False)
         elif isinstance(event, rag.ThinkingEvent) and not as_json:
@@ -202,11 +240,16 @@ def search(
     embed_model: EmbedOpt = None,
     k: KOpt = None,
     collection: QueryCollectionOpt = None,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = None,
+    rerank_model: RerankModelOpt = None,
+    path: PathOpt = None,
+    file_type: TypeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Retrieve the most relevant chunks (no LLM), ranked with scores."""
-    idx, s = _open(index, embed_model, k=k)
-    hits = idx.search(query, k=s.k, collection=collection)
+    """Retrieve the most relevant chunks (no LLM), ranked with scores (RRF scores in hybrid mode)."""
+    idx, s = _open(index, embed_model, k=k, rerank_model=rerank_model)
+    hits = idx.search(query, k=s.k, collection=collection, **_search_options(mode, rerank, path, file_type))
     if as_json:
         out.print_json(json.dumps([asdict(h) | {"location": h.location} for h in hits]))
         return
@@ -241,6 +284,112 @@ def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
                 out.print(f"  {path}: {info['reason']}", markup=False)
     out.print(f"llm        {s.llm}", markup=False)
     out.print(f"blas       {st.blas}", markup=False)
+
+
+@_command
+def serve(
+    index: IndexOpt = None,
+    embed_model: EmbedOpt = None,
+    llm: LlmOpt = None,
+    preset: PresetOpt = None,
+    k: KOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (off loopback needs --api-key).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=0, max=65535)] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' [env: RAG_API_KEY].", show_default=False),
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default answer length, in tokens.", min=1)] = 512,
+) -> None:
+    """Serve the index over an OpenAI-compatible HTTP API: chat, embeddings, search. Ctrl-C stops."""
+    from rag import server  # FastAPI/uvicorn load only for this command
+
+    idx, s = _open(index, embed_model, llm, preset, k)
+    key = api_key or s.api_key
+    server.check_bind(host, key)  # before minutes of model loading, not after
+    err.print(f"Serving {idx.path} at http://{host}:{port}/v1 (models: rag, rag:<collection>)", markup=False)
+    server.serve(idx, host=host, port=port, api_key=key, k=s.k, max_tokens=max_tokens)
+
+
+@_command
+def mcp(
+    index: IndexOpt = None,
+    embed_model: EmbedOpt = None,
+    llm: LlmOpt = None,
+    preset: PresetOpt = None,
+    k: KOpt = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer of `ask`, in tokens.", min=1)] = 512,
+) -> None:
+    """Run an MCP server on stdio for editors and agents (tools: search, get_chunk, get_document, ask, status)."""
+    from rag import mcp_server  # the MCP SDK loads only for this command
+
+    idx, s = _open(index, embed_model, llm, preset, k)
+    mcp_server.run_stdio(idx, k=s.k, max_tokens=max_tokens)
+
+
+eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval (and answer) quality on benchmark data.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
+@_guard
+def eval_retrieval(
+    folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.")],
+    workspace: Annotated[
+        Path | None, typer.Option("--workspace", help="Where the corpus index is kept and reused.")
+    ] = None,
+    embed_model: EmbedOpt = None,
+    rerank_model: RerankModelOpt = None,
+    modes: Annotated[
+        str, typer.Option("--modes", help="Comma-separated: text,vector,hybrid,hybrid+rerank.")
+    ] = "text,vector,hybrid,hybrid+rerank",
+    limit: Annotated[int | None, typer.Option("--limit", help="Evaluate a seeded sample of this many queries.")] = None,
+    rerank_limit: Annotated[
+        int | None, typer.Option("--rerank-limit", help="Fewer queries for the slow rerank mode.")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="qrels split.")] = "test",
+    as_json: JsonOpt = False,
+) -> None:
+    """Index a BEIR corpus once, run every judged query in each mode, print nDCG@10, Recall@10/100, MRR@10, latency."""
+    from rag import evaluate
+
+    data = evaluate.load_beir(folder, split)
+    s = config.resolve(embed_model=embed_model, rerank_model=rerank_model)
+    space = workspace or s.home / "eval" / data.name
+    evaluate.write_corpus(data, space / "corpus")
+    idx = rag.open_index(space / "index", embed_model=s.embed_model, reranker=s.rerank_model or None)
+    with progress_reporter(err) if not as_json else nullcontext() as update:
+        report = idx.add(space / "corpus", progress=update)
+    if report.failed:
+        raise rag.RagError(f"{len(report.failed)} corpus documents failed to index", report.failed[0][1])
+    results = []
+    for mode in [m.strip() for m in modes.split(",") if m.strip()]:
+        if mode not in evaluate.MODES:
+            raise rag.RagError(f"unknown mode '{mode}'", f"choose from {', '.join(evaluate.MODES)}")
+        ids = evaluate.sample_queries(data, rerank_limit if mode.endswith("+rerank") and rerank_limit else limit)
+        if not as_json:
+            err.print(f"{mode}: {len(ids)} queries …", markup=False)
+        results.append(evaluate.evaluate(idx, data, ids, mode))
+    _print_eval(data.name, results, as_json)
+
+
+def _print_eval(name: str, results: list, as_json: bool) -> None:
+    if as_json:
+        rows = [{k: v for k, v in asdict(r).items() if k != "per_query"} for r in results]
+        out.print_json(json.dumps({"dataset": name, "results": rows}))
+        return
+    out.print(
+        f"{name}: {'mode':<15}{'queries':>8}{'nDCG@10':>9}{'R@10':>8}{'R@100':>8}{'MRR@10':>8}{'p50 ms':>9}{'p95 ms':>9}",
+        markup=False,
+    )
+    for r in results:
+        out.print(
+            f"{'':<{len(name) + 2}}{r.mode:<15}{r.queries:>8}{r.ndcg_10:>9.3f}{r.recall_10:>8.3f}{r.recall_100:>8.3f}"
+            f"{r.mrr_10:>8.3f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}",
+            markup=False,
+        )
 
 
 collection_app = typer.Typer(no_args_is_help=True, help="List or remove collections.")

@@ -10,6 +10,8 @@ library API takes explicit arguments.
     RAG_EMBED_MODEL  embedding model, hub id or local folder (an existing index remembers its own)
     RAG_PRESET       "default" or "small"
     RAG_PDF_PASSWORD password tried on encrypted PDFs
+    RAG_API_KEY      key `rag serve` requires (`Authorization: Bearer <key>`); needed off loopback
+    RAG_RERANK_MODEL reranker (hub id or local folder); reranking is on by default only with a GPU
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Settings:
     embed_model: str | None  # None: the index's own, or DEFAULT_EMBED_MODEL for a new index
     k: int
     pdf_password: str | None = None
+    api_key: str | None = None  # rag serve: the key clients must send
+    rerank_model: str | None = None  # None: the default reranker, used only where reranking is on
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -61,6 +65,7 @@ def resolve(
     embed_model: str | None = None,
     k: int | None = None,
     preset: str | None = None,
+    rerank_model: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Combine flags (the arguments), environment, config file and defaults into Settings."""
@@ -84,6 +89,8 @@ def resolve(
         embed_model=pick(embed_model, "RAG_EMBED_MODEL", "embed_model"),
         k=int(pick(k, "RAG_K", "k", DEFAULT_K)),
         pdf_password=pick(None, "RAG_PDF_PASSWORD", "pdf_password"),
+        api_key=pick(None, "RAG_API_KEY", "api_key"),
+        rerank_model=pick(rerank_model, "RAG_RERANK_MODEL", "rerank_model"),
     )
 
 

@@ -5,8 +5,17 @@ from ingest.errors import (
     IndexNotFound,
     LoadError,
     ModelLoadError,
+    NotInIndex,
     RagError,
     UnsupportedFile,
 )
 
-__all__ = ["EmbedderMismatch", "IndexNotFound", "LoadError", "ModelLoadError", "RagError", "UnsupportedFile"]
+__all__ = [
+    "EmbedderMismatch",
+    "IndexNotFound",
+    "LoadError",
+    "ModelLoadError",
+    "NotInIndex",
+    "RagError",
+    "UnsupportedFile",
+]

@@ -11,20 +11,23 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from ingest import _blas
 from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkConfig
 from ingest.embed import Embedder, MLXEmbedder
-from ingest.errors import RagError
+from ingest.errors import NotInIndex, RagError
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
-from ingest.store import DEFAULT_COLLECTION, META_FILE, Store, check_collection_name, check_embedder
+from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_collection_name, check_embedder
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
 from rag.config import DEFAULT_EMBED_MODEL, PRESETS
+from rag.context import assemble
 from rag.generate import DEFAULT_MAX_TOKENS, Generator, MLXGenerator, elapsed_ms
 from rag.prompt import build_messages
+from rag.retrieve import retrieve
+from rag.retrieve import source_from_row as _source
 from rag.types import (
     Answer,
     DoneEvent,
@@ -48,6 +51,8 @@ class Index:
         embed_model: hub id, local folder, or an Embedder object. Default: the index's own model,
             or mlx-community/Qwen3-Embedding-0.6B-8bit for a new index.
         llm: hub id, local folder, or a Generator object. Default: mlx-community/Qwen3-4B-4bit.
+        reranker: hub id, local folder or a Reranker object (reranking on by default), False (off), or
+            None: mlx-community/Qwen3-Reranker-0.6B-4bit, on by default only where MLX has a GPU.
     """
 
     def __init__(
@@ -56,8 +61,11 @@ class Index:
         *,
         embed_model: str | Embedder | None = None,
         llm: str | Generator | None = None,
+        reranker: str | bool | object | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
+        self._rerank_spec = reranker
+        self._reranker = None if isinstance(reranker, str | bool) or reranker is None else reranker
         self._embed_spec = embed_model
         self._llm_spec = llm if llm is not None else PRESETS["default"]
         self._embedder: Embedder | None = embed_model if isinstance(embed_model, Embedder) else None
@@ -144,12 +152,83 @@ class Index:
 
         watch_paths(paths, sync, on_report=on_report, stop=stop, debounce_ms=debounce_ms)
 
-    def search(self, query: str, k: int = DEFAULT_K, collection: str | None = None) -> list[Source]:
-        """The k chunks most similar to `query`, best first, from `collection` (all if None)."""
+    def search(
+        self,
+        query: str,
+        k: int = DEFAULT_K,
+        collection: str | None = None,
+        *,
+        mode: str = "hybrid",
+        rerank: bool | None = None,
+        path_globs: Sequence[str] = (),
+        file_types: Sequence[str] = (),
+    ) -> list[Source]:
+        """The k best chunks for `query`, best first.
+
+        Args:
+            mode: "hybrid" (default: vector + full-text, fused by reciprocal rank), "vector" or "text".
+            rerank: rescore the top candidates with the reranker; None = the index's default (on where
+                MLX has a GPU, off on CPU-only machines, where it costs seconds per passage).
+            collection, path_globs ("*.pdf", "reports/**"), file_types ("pdf", "md"): filters.
+        """
         store = self._open()
         self._check_query_embedder(store)
-        vector = self.embedder.embed([getattr(self.embedder, "query_prefix", "") + query])[0]
-        return [_source(row, score) for row, score in store.search(vector, k, collection)]
+        where = Filter(collection, tuple(path_globs), tuple(file_types))
+        reranker = self.reranker if (rerank if rerank is not None else self._rerank_by_default()) else None
+        if rerank and reranker is None:
+            raise RagError("reranking was asked for but no reranker is configured", "pass reranker=MODEL")
+        return retrieve(store, self.embedder, query, k, mode=mode, where=where, reranker=reranker)[0]
+
+    def context(self, question: str, k: int = DEFAULT_K, *, widen: int = 0, **search_options) -> list[Source]:
+        """The k sources to answer `question` from: retrieved (3k candidates, same options as `search`),
+        diversified across documents, widened by `widen` neighbouring chunks, adjacent chunks merged."""
+        ranked = self.search(question, k * 3, **search_options)
+        return assemble(ranked, k, store=self._open(), widen=widen)
+
+    @property
+    def reranker(self):
+        """The reranker (loaded on first use), or None if reranking is off for this index."""
+        if self._reranker is None and self._rerank_spec is not False:
+            from rag.rerank import DEFAULT_RERANK_MODEL, MLXReranker
+
+            spec = self._rerank_spec if isinstance(self._rerank_spec, str) else DEFAULT_RERANK_MODEL
+            self._reranker = MLXReranker(spec)
+        return self._reranker
+
+    def _rerank_by_default(self) -> bool:
+        if self._rerank_spec is False:
+            return False
+        if self._rerank_spec is not None:
+            return True
+        from ingest.models import needs_float32
+
+        return not needs_float32()  # auto: on with a GPU (Apple silicon), off on CPU-only machines
+
+    def get_chunk(self, chunk_id: str) -> Source:
+        """The stored chunk with this id (a `Source.chunk_id` from `search` or an answer), score 0.0.
+
+        Raises NotInIndex if the index holds no such chunk (e.g. its document changed since)."""
+        row = self._open().chunk(chunk_id)
+        if row is None:
+            raise NotInIndex(f"no chunk with id '{chunk_id}' in {self.path}")
+        return _source(row, 0.0)
+
+    def get_document(self, path: str | os.PathLike[str], collection: str | None = None) -> list[Source]:
+        """Every chunk of the indexed document at `path`, in reading order, each with score 0.0.
+
+        Args:
+            path: the document's path as indexed (`Source.path`); a relative path is resolved.
+            collection: look only in this collection; None (default) returns the document's chunks from
+                every collection that holds it, collection by collection.
+        Consecutive chunks overlap by up to 32 tokens. Raises NotInIndex if the document is not indexed.
+        """
+        store = self._open()
+        for key in dict.fromkeys([str(path), str(Path(path).expanduser().resolve())]):
+            rows = store.document_chunks(key, collection)
+            if rows:
+                return [_source(row, 0.0) for row in rows]
+        where = f" (collection {collection})" if collection else ""
+        raise NotInIndex(f"no document '{path}' in {self.path}{where}")
 
     def collections(self) -> dict[str, tuple[int, int]]:
         """Collection name -> (documents, chunks)."""
@@ -178,13 +257,16 @@ class Index:
         collection: str | None = None,
         thinking: bool = False,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        widen: int = 0,
+        **search_options,
     ) -> Iterator[Event]:
         """Answer `question` from the index, streaming: a SourcesEvent, then TokenEvents (and
-        ThinkingEvents if `thinking`), then a DoneEvent carrying the full Answer."""
+        ThinkingEvents if `thinking`), then a DoneEvent carrying the full Answer. Sources come from
+        `context` (search options: mode, rerank, path_globs, file_types)."""
         self._open()  # a missing index fails before any model loads
         self.embedder, self.generator  # load both models before the clock starts  # noqa: B018
         started = time.perf_counter()
-        sources = self.search(question, k, collection)
+        sources = self.context(question, k, widen=widen, collection=collection, **search_options)
         retrieval_ms = elapsed_ms(started)
         yield SourcesEvent(sources)
         text: list[str] = []
@@ -248,24 +330,11 @@ def open_index(
     *,
     embed_model: str | Embedder | None = None,
     llm: str | Generator | None = None,
+    reranker: str | bool | object | None = None,
 ) -> Index:
     """Open (or prepare to create) the index at `path`. See `Index` for the arguments.
 
     >>> index = open_index("~/.local/share/rag/index", embed_model="path/to/all-MiniLM-L6-v2")
     >>> index.add("~/Documents")  # doctest: +SKIP
     """
-    return Index(path, embed_model=embed_model, llm=llm)
-
-
-def _source(row, score: float) -> Source:
-    return Source(
-        chunk_id=row.id,
-        path=row.path,
-        text=row.text,
-        score=score,
-        page=row.page,
-        heading=row.heading,
-        chunk_index=row.chunk_index,
-        char_start=row.char_start,
-        char_end=row.char_end,
-    )
+    return Index(path, embed_model=embed_model, llm=llm, reranker=reranker)

@@ -22,6 +22,7 @@ class Source:
     chunk_index: int = 0
     char_start: int = 0
     char_end: int = 0
+    collection: str = "default"
 
     @property
     def location(self) -> str:

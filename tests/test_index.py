@@ -40,7 +40,7 @@ def test_rows_carry_provenance_and_offsets(tmp_path, docs, embedder):
 def test_vectors_are_unit_length_and_search_scores_are_cosine(tmp_path, docs, embedder):
     index = rag.open_index(tmp_path / "idx", embed_model=embedder)
     index.add(docs)
-    hits = index.search("spare key flowerpot", k=4)
+    hits = index.search("spare key flowerpot", k=4, mode="vector")
     assert hits == sorted(hits, key=lambda h: -h.score)
     expected = float(embedder.embed(["spare key flowerpot"])[0] @ embedder.embed([hits[0].text])[0])
     assert hits[0].score == pytest.approx(expected, abs=1e-4)

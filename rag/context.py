@@ -1,0 +1,107 @@
+"""Turn ranked chunks into the sources an LLM sees: diversified, optionally widened, merged.
+
+- diversify: at most `per_document` chunks from one document while other relevant documents remain,
+  so five chunks of one page don't crowd out the rest (the skipped ones fill any remaining slots);
+- widen: add each hit's neighbouring chunks (±`widen`) from the same document, for context;
+- merge: adjacent or overlapping chunks of the same document and page become one source (the chunk
+  overlap is removed using the character offsets), ranked by its best chunk.
+This module does not search; it reshapes what retrieve.py returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ingest.store import Store
+from rag.types import Source
+
+DEFAULT_PER_DOCUMENT = 2
+
+
+def assemble(
+    ranked: Sequence[Source],
+    k: int,
+    *,
+    store: Store | None = None,
+    widen: int = 0,
+    per_document: int = DEFAULT_PER_DOCUMENT,
+) -> list[Source]:
+    """The k sources to show a model, from `ranked` (best first)."""
+    chosen = diversify(ranked, k, per_document)
+    if widen and store is not None:
+        chosen = [n for s in chosen for n in _with_neighbours(store, s, widen)]
+    return merge_adjacent(chosen)
+
+
+def diversify(ranked: Sequence[Source], k: int, per_document: int = DEFAULT_PER_DOCUMENT) -> list[Source]:
+    """Top k, taking at most `per_document` chunks per document before taking more from any one."""
+    taken: list[Source] = []
+    held: list[Source] = []
+    counts: dict[tuple[str, str], int] = {}
+    for source in ranked:
+        key = (source.collection, source.path)
+        if counts.get(key, 0) < per_document:
+            counts[key] = counts.get(key, 0) + 1
+            taken.append(source)
+        else:
+            held.append(source)
+        if len(taken) == k:
+            return taken
+    order = {s.chunk_id: i for i, s in enumerate(ranked)}
+    return sorted(taken + held[: k - len(taken)], key=lambda s: order[s.chunk_id])
+
+
+def merge_adjacent(sources: Sequence[Source]) -> list[Source]:
+    """Merge chunks of the same document and page whose chunk indexes are consecutive; keep rank order
+    by each merged group's best (first-ranked) chunk."""
+    rank = {}
+    for i, s in enumerate(sources):
+        rank.setdefault(s.chunk_id, i)
+    groups: dict[tuple, list[Source]] = {}
+    for s in sources:
+        groups.setdefault((s.collection, s.path, s.page), []).append(s)
+    merged: list[tuple[int, Source]] = []
+    for members in groups.values():
+        run: list[Source] = []
+        for s in sorted({m.chunk_id: m for m in members}.values(), key=lambda m: m.chunk_index):
+            if run and s.chunk_index > run[-1].chunk_index + 1:
+                merged.append(_merge(run, rank))
+                run = []
+            run.append(s)
+        merged.append(_merge(run, rank))
+    return [s for _, s in sorted(merged, key=lambda pair: pair[0])]
+
+
+def _merge(run: list[Source], rank: dict[str, int]) -> tuple[int, Source]:
+    best = min(run, key=lambda s: rank.get(s.chunk_id, len(rank)))
+    text, end = run[0].text, run[0].char_end
+    for s in run[1:]:
+        overlap = end - s.char_start
+        text += s.text[overlap:] if 0 < overlap < len(s.text) else ("" if overlap >= len(s.text) else "\n" + s.text)
+        end = max(end, s.char_end)
+    score = max(s.score for s in run)
+    merged = replace(
+        best, text=text, char_start=run[0].char_start, char_end=end, chunk_index=run[0].chunk_index, score=score
+    )
+    return rank.get(best.chunk_id, len(rank)), merged
+
+
+def _with_neighbours(store: Store, source: Source, widen: int) -> list[Source]:
+    indexes = range(source.chunk_index - widen, source.chunk_index + widen + 1)
+    rows = store.neighbours(source.collection, source.path, indexes)
+    return [
+        source
+        if row.id == source.chunk_id
+        else replace(
+            source,
+            chunk_id=row.id,
+            text=row.text,
+            chunk_index=row.chunk_index,
+            char_start=row.char_start,
+            char_end=row.char_end,
+            page=row.page,
+            heading=row.heading,
+        )
+        for row in rows
+    ] or [source]

@@ -1,0 +1,100 @@
+"""Retrieval: vector, full-text (BM25) or hybrid search over the index, optionally reranked.
+
+Hybrid fuses the two ranked lists with reciprocal rank fusion, score(d) = sum over lists of
+1 / (RRF_K + rank), which needs no score calibration between cosine similarities and BM25 scores
+(Cormack et al., 2009; k = 60). Each list contributes its top `candidates`. A reranker, when given,
+rescores the top `rerank_top` fused candidates and they are re-sorted by its score.
+This module returns ranked chunks; merging, widening and diversifying them is context.py's job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from ingest.embed import Embedder
+from ingest.store import ChunkRow, Filter, Store
+from rag.types import Source
+
+MODES = ("vector", "text", "hybrid")
+RRF_K = 60
+DEFAULT_CANDIDATES = 50
+DEFAULT_RERANK_TOP = 20
+
+
+@dataclass(frozen=True)
+class RetrievalTimings:
+    embed_ms: float = 0.0
+    search_ms: float = 0.0
+    rerank_ms: float = 0.0
+
+
+def retrieve(
+    store: Store,
+    embedder: Embedder,
+    query: str,
+    k: int,
+    *,
+    mode: str = "hybrid",
+    where: Filter | None = None,
+    candidates: int = DEFAULT_CANDIDATES,
+    reranker=None,
+    rerank_top: int = DEFAULT_RERANK_TOP,
+) -> tuple[list[Source], RetrievalTimings]:
+    """The k best chunks for `query` in `mode` ("vector", "text" or "hybrid"), best first."""
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode '{mode}': choose one of {', '.join(MODES)}")
+    depth = max(k, candidates) if mode == "hybrid" else max(k, rerank_top if reranker else k)
+    t0 = time.perf_counter()
+    vector = embedder.embed([getattr(embedder, "query_prefix", "") + query])[0] if mode != "text" else None
+    t1 = time.perf_counter()
+    vector_hits = store.search(vector, depth, where) if vector is not None else []
+    text_hits = store.search_text(query, depth, where) if mode != "vector" else []
+    t2 = time.perf_counter()
+    ranked = (
+        fuse([vector_hits, text_hits])
+        if mode == "hybrid"
+        else [source_from_row(r, s) for r, s in vector_hits or text_hits]
+    )
+    if reranker is not None and ranked:
+        ranked = rerank(reranker, query, ranked, rerank_top)
+    t3 = time.perf_counter()
+    ms = 1000.0
+    return ranked[:k], RetrievalTimings((t1 - t0) * ms, (t2 - t1) * ms, (t3 - t2) * ms)
+
+
+def fuse(lists: Sequence[Sequence[tuple[ChunkRow, float]]], rrf_k: int = RRF_K) -> list[Source]:
+    """Reciprocal rank fusion of ranked (row, score) lists into Sources scored by fused score."""
+    scores: dict[str, float] = {}
+    rows: dict[str, ChunkRow] = {}
+    for hits in lists:
+        for rank, (row, _score) in enumerate(hits, start=1):
+            scores[row.id] = scores.get(row.id, 0.0) + 1.0 / (rrf_k + rank)
+            rows[row.id] = row
+    order = sorted(scores, key=lambda cid: -scores[cid])
+    return [source_from_row(rows[cid], scores[cid]) for cid in order]
+
+
+def rerank(reranker, query: str, ranked: list[Source], top: int) -> list[Source]:
+    """Rescore the first `top` sources with the reranker (score = its relevance) and re-sort them."""
+    head, tail = ranked[:top], ranked[top:]
+    scores = reranker.score(query, [s.text for s in head])
+    rescored = sorted((replace(s, score=float(x)) for s, x in zip(head, scores, strict=True)), key=lambda s: -s.score)
+    return rescored + tail
+
+
+def source_from_row(row: ChunkRow, score: float) -> Source:
+    """A stored chunk as a Source with this score."""
+    return Source(
+        chunk_id=row.id,
+        path=row.path,
+        text=row.text,
+        score=score,
+        page=row.page,
+        heading=row.heading,
+        chunk_index=row.chunk_index,
+        char_start=row.char_start,
+        char_end=row.char_end,
+        collection=row.collection,
+    )

@@ -1,0 +1,253 @@
+"""Retrieval quality features on real parts: metrics against hand-computed values, RRF fusion, full-text
+and hybrid search (exact terms, Chinese via ICU word segmentation), filters, context assembly, and the
+`rag eval retrieval` harness on a small BEIR slice of SciFact."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pyarrow as pa
+import pytest
+from conftest import data_path, make_pdf
+from typer.testing import CliRunner
+
+import rag
+from ingest.store import ChunkRow
+from rag.cli import app
+from rag.context import diversify, merge_adjacent
+from rag.metrics import mrr_at, ndcg_at, percentile, recall_at
+from rag.retrieve import RRF_K, fuse
+from rag.types import Source
+
+# -- metrics, by hand ------------------------------------------------------------------------------
+
+
+def test_ndcg_matches_a_hand_computed_graded_case():
+    qrels = {"a": 2, "b": 1, "c": 0}
+    ranked = ["x", "b", "a", "b"]  # duplicate "b" counts once, at its best rank
+    dcg = 1 / math.log2(3) + 2 / math.log2(4)
+    idcg = 2 / math.log2(2) + 1 / math.log2(3)
+    assert ndcg_at(ranked, qrels, 10) == pytest.approx(dcg / idcg)
+    assert ndcg_at(["a", "b"], qrels, 10) == pytest.approx(1.0)
+    assert ndcg_at(["x", "y"], qrels, 10) == 0.0
+    assert ndcg_at(["x", "a"], qrels, 1) == 0.0  # cut-off respected
+    assert ndcg_at(["a"], {"a": 0}, 10) == 0.0  # nothing relevant: 0, not a division by zero
+
+
+def test_recall_mrr_and_percentiles_by_hand():
+    qrels = {"a": 1, "b": 1, "c": 1, "z": 0}
+    assert recall_at(["a", "x", "c"], qrels, 2) == pytest.approx(1 / 3)
+    assert recall_at(["a", "x", "c", "b"], qrels, 10) == 1.0
+    assert mrr_at(["x", "z", "b"], qrels, 10) == pytest.approx(1 / 3)
+    assert mrr_at(["x", "y", "b"], qrels, 2) == 0.0
+    assert percentile([10, 20, 30, 40], 50) == 25.0 and percentile([10, 20, 30, 40], 95) == pytest.approx(38.5)
+    assert percentile([7.0], 95) == 7.0
+
+
+def _row(cid: str, path: str = "/d/a.md", index: int = 0, text: str = "t", start: int = 0, end: int = 1, page=None):
+    return ChunkRow(cid, "default", path, "h", 1, 1, index, text, "th", "", page, start, end)
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    vector = [(_row("a"), 0.9), (_row("b"), 0.8), (_row("c"), 0.7)]
+    text = [(_row("c"), 12.0), (_row("d"), 9.0)]
+    fused = fuse([vector, text])
+    scores = {s.chunk_id: s.score for s in fused}
+    assert scores["c"] == pytest.approx(1 / (RRF_K + 3) + 1 / (RRF_K + 1))
+    assert scores["a"] == pytest.approx(1 / (RRF_K + 1))
+    assert [s.chunk_id for s in fused] == ["c", "a", "b", "d"]
+
+
+# -- search modes on a real index ------------------------------------------------------------------
+
+
+@pytest.fixture
+def index(tmp_path, docs, embedder):
+    (docs / "parts.md").write_text(
+        "# Spare parts\n\nThe replacement pump for the boiler is part number XJ-9921-B.\n\n"
+        "## Filters\n\nThe water filter cartridge is model AQ-17.\n"
+    )
+    make_pdf(docs / "report.pdf", ["Quarterly report for the garden club.", "Budget: the fence repair cost 340 euros."])
+    idx = rag.open_index(tmp_path / "idx", embed_model=embedder)
+    idx.add(docs)
+    return idx
+
+
+def test_text_and_hybrid_find_an_exact_code(index):
+    text = index.search("XJ-9921-B", k=3, mode="text")
+    assert text and text[0].path.endswith("parts.md")
+    hybrid = index.search("XJ-9921-B", k=3, mode="hybrid")
+    assert hybrid[0].path.endswith("parts.md")
+    assert all(h.score <= 2 / (RRF_K + 1) for h in hybrid)  # RRF scores
+
+
+def test_modes_agree_on_an_easy_question_and_reject_unknown_modes(index):
+    for mode in ("vector", "text", "hybrid"):
+        assert index.search("spare key flowerpot", k=1, mode=mode)[0].path.endswith("house.md"), mode
+    with pytest.raises(ValueError, match="unknown retrieval mode"):
+        index.search("x", mode="fuzzy")
+
+
+def test_full_text_index_follows_the_ingest_path(index, docs):
+    assert any(i.index_type == "FTS" for i in index._open()._table.list_indices())
+    (docs / "parts.md").unlink()
+    index.add(docs)
+    assert all(not h.path.endswith("parts.md") for h in index.search("XJ-9921-B", k=5, mode="text"))
+    (docs / "car.md").write_text("# Car\n\nThe tyre pressure code is TP-88.\n")
+    index.add(docs)
+    assert index.search("TP-88", k=1, mode="text")[0].path.endswith("car.md")
+
+
+def test_filters_by_glob_type_and_collection(index, docs, tmp_path):
+    assert {h.path.rsplit("/", 1)[1] for h in index.search("boiler", k=10, file_types=["pdf"])} <= {
+        "manual.pdf",
+        "report.pdf",
+    }
+    assert {h.path.rsplit("/", 1)[1] for h in index.search("boiler", k=10, path_globs=["*/p*.md"])} == {"parts.md"}
+    assert index.search("boiler", k=10, path_globs=["/nowhere/**"]) == []
+    other = tmp_path / "w"
+    other.mkdir()
+    (other / "w.md").write_text("# Work\n\nThe boiler at the office is serviced in May.\n")
+    index.add(other, collection="work")
+    assert {h.path for h in index.search("boiler", k=10, collection="work")} == {str(other / "w.md")}
+
+
+def test_rerank_without_a_reranker_is_a_clear_error(tmp_path, docs, embedder):
+    idx = rag.open_index(tmp_path / "i2", embed_model=embedder, reranker=False)
+    idx.add(docs)
+    with pytest.raises(rag.RagError, match="no reranker"):
+        idx.search("spare key", rerank=True)
+    assert idx.search("spare key", k=1)[0].path.endswith("house.md")  # default: off, no error
+
+
+# -- Chinese full text -----------------------------------------------------------------------------
+
+
+def _zh_pages(folder, n=30):
+    src = data_path("tldr", "zh", "common")
+    pages = sorted(src.glob("*.md"))[:n]
+    for page in pages:
+        shutil.copy(page, folder / page.name)
+    return pages
+
+
+def test_chinese_full_text_search_finds_the_page_from_its_description(tmp_path, embedder):
+    folder = tmp_path / "zh"
+    folder.mkdir()
+    pages = _zh_pages(folder)
+    idx = rag.open_index(tmp_path / "idx", embed_model=embedder)
+    idx.add(folder)
+    hits = total = 0
+    for page in pages:
+        lines = [ln[2:].strip() for ln in page.read_text().splitlines() if ln.startswith("> ") and "更多信息" not in ln]
+        query = lines[0].rstrip("。") if lines else ""
+        if len(query) < 4:
+            continue
+        total += 1
+        top = [h.path for h in idx.search(query, k=3, mode="text")]
+        hits += str(folder / page.name) in top
+    assert total >= 20 and hits / total >= 0.8, f"{hits}/{total}"
+
+
+def test_whitespace_tokenisation_would_not_find_chinese_words(tmp_path):
+    """The evidence for ICU: the same table with LanceDB's default tokenizer finds nothing."""
+    import lancedb
+    from lancedb.index import FTS
+
+    table = lancedb.connect(str(tmp_path / "db")).create_table(
+        "t", pa.table({"text": ["创建一个 gzip 压缩文件并将其写入文件。", "列出目录内容。显示隐藏文件。"]})
+    )
+    table.create_index("text", config=FTS(base_tokenizer="simple"))
+    assert table.search("压缩文件", query_type="fts").limit(2).to_list() == []
+    from ingest.store import _fts_config
+
+    table.create_index("text", config=_fts_config(), replace=True)
+    found = table.search("压缩文件", query_type="fts").limit(2).to_list()
+    assert found and found[0]["text"].startswith("创建一个")
+
+
+# -- context assembly ------------------------------------------------------------------------------
+
+
+def _src(cid, path, index, score, text="x", start=0, end=1, page=None):
+    return Source(cid, path, text, score, page=page, chunk_index=index, char_start=start, char_end=end)
+
+
+def test_diversify_caps_chunks_per_document_but_fills_k():
+    ranked = [_src(f"a{i}", "/a.pdf", i, 1 - i / 10) for i in range(5)] + [_src("b0", "/b.md", 0, 0.4)]
+    picked = diversify(ranked, 3, per_document=2)
+    assert [s.chunk_id for s in picked] == ["a0", "a1", "b0"]
+    assert [s.chunk_id for s in diversify(ranked, 5, per_document=2)] == ["a0", "a1", "a2", "a3", "b0"]
+
+
+def test_merge_adjacent_removes_overlap_using_offsets():
+    source = "alpha beta gamma delta epsilon zeta"
+    a = _src("1", "/d.txt", 3, 0.9, source[0:16], 0, 16)  # "alpha beta gamma"
+    b = _src("2", "/d.txt", 4, 0.7, source[11:29], 11, 29)  # "gamma delta epsilo"
+    c = _src("3", "/other.txt", 0, 0.8, "other")
+    merged = merge_adjacent([a, c, b])
+    assert [m.path for m in merged] == ["/d.txt", "/other.txt"]
+    assert merged[0].text == source[0:29] and (merged[0].char_start, merged[0].char_end) == (0, 29)
+    assert merged[0].score == 0.9
+    far = _src("4", "/d.txt", 9, 0.5, "far", 90, 93)
+    assert len(merge_adjacent([a, far])) == 2  # not adjacent: kept apart
+    other_page = _src("5", "/d.txt", 4, 0.5, "p2", 0, 2, page=2)
+    assert len(merge_adjacent([a, other_page])) == 2  # never across pages
+
+
+def test_context_widens_hits_with_their_neighbours(tmp_path, embedder):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    sentences = [f"Paragraph {i} talks about topic number {i} in some detail." for i in range(120)]
+    sentences[60] = "The secret ingredient of the soup is smoked paprika."
+    (folder / "long.txt").write_text(" ".join(sentences))
+    idx = rag.open_index(tmp_path / "idx", embed_model=embedder)
+    idx.add(folder)
+    narrow = idx.context("What is the secret ingredient of the soup?", k=1)
+    wide = idx.context("What is the secret ingredient of the soup?", k=1, widen=1)
+    assert "smoked paprika" in narrow[0].text and "smoked paprika" in wide[0].text
+    assert len(wide[0].text) > len(narrow[0].text) and wide[0].text.count("smoked paprika") == 1
+    source = (folder / "long.txt").read_text()
+    assert source[wide[0].char_start : wide[0].char_end] == wide[0].text
+
+
+# -- the eval harness ------------------------------------------------------------------------------
+
+
+def _beir_slice(root, queries=8, distractors=20):
+    src = data_path("scifact")
+    (root / "qrels").mkdir(parents=True)
+    rows = (src / "qrels" / "test.tsv").read_text().splitlines()[1 : queries + 1]
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
+    qids = {r.split("\t")[0] for r in rows}
+    docs = {r.split("\t")[1].strip() for r in rows}
+    kept = []
+    for line in (src / "corpus.jsonl").read_text().splitlines():
+        doc_id = json.loads(line)["_id"]
+        if doc_id in docs or len(kept) < len(docs) + distractors:
+            kept.append(line)
+    (root / "corpus.jsonl").write_text("\n".join(kept) + "\n")
+    qs = [ln for ln in (src / "queries.jsonl").read_text().splitlines() if json.loads(ln)["_id"] in qids]
+    (root / "queries.jsonl").write_text("\n".join(qs) + "\n")
+    return len(qids)
+
+
+def test_eval_retrieval_cli_reports_every_metric_and_reuses_its_index(tmp_path, minilm_path):
+    n = _beir_slice(tmp_path / "beir")
+    args = ["eval", "retrieval", str(tmp_path / "beir"), "--workspace", str(tmp_path / "ws")]
+    args += ["--embed-model", str(minilm_path), "--modes", "text,vector,hybrid", "--json"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    results = {r["mode"]: r for r in json.loads(first.stdout)["results"]}
+    assert set(results) == {"text", "vector", "hybrid"}
+    for r in results.values():
+        assert r["queries"] == n
+        for key in ("ndcg_10", "recall_10", "recall_100", "mrr_10"):
+            assert 0.0 <= r[key] <= 1.0
+        assert r["recall_100"] >= r["recall_10"] and 0 < r["p50_ms"] <= r["p95_ms"]
+    assert results["vector"]["ndcg_10"] > 0.5  # judged abstracts among few distractors
+    again = CliRunner().invoke(app, args[:-3] + ["--modes", "text"])
+    assert again.exit_code == 0, again.output
+    assert "text" in again.stdout and "nDCG@10" in again.stdout
