@@ -29,6 +29,7 @@ from rag.errors import (  # noqa: E402
 )
 from rag.generate import Generator, MLXGenerator, Piece  # noqa: E402
 from rag.index import Index, open_index  # noqa: E402
+from rag.rerank import MLXReranker, Reranker  # noqa: E402
 from rag.types import (  # noqa: E402
     Answer,
     DoneEvent,
@@ -58,11 +59,13 @@ __all__ = [
     "LoadError",
     "MLXEmbedder",
     "MLXGenerator",
+    "MLXReranker",
     "ModelLoadError",
     "NotInIndex",
     "Piece",
     "Progress",
     "RagError",
+    "Reranker",
     "Source",
     "SourcesEvent",
     "ThinkingEvent",

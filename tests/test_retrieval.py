@@ -251,3 +251,15 @@ def test_eval_retrieval_cli_reports_every_metric_and_reuses_its_index(tmp_path, 
     again = CliRunner().invoke(app, args[:-3] + ["--modes", "text"])
     assert again.exit_code == 0, again.output
     assert "text" in again.stdout and "nDCG@10" in again.stdout
+
+
+def test_hybrid_plus_rerank_rescores_the_top_candidates_with_a_real_llm(tmp_path, docs, embedder, smollm2_path):
+    idx = rag.open_index(tmp_path / "idx", embed_model=embedder, reranker=str(smollm2_path))
+    idx.add(docs)
+    plain = idx.search("Where is the spare key hidden?", k=3, rerank=False)
+    reranked = idx.search("Where is the spare key hidden?", k=3, rerank=True)
+    assert {s.chunk_id for s in reranked} <= {s.chunk_id for s in idx.search("Where is the spare key hidden?", k=20)}
+    assert all(0.0 <= s.score <= 1.0 for s in reranked) and reranked == sorted(reranked, key=lambda s: -s.score)
+    assert [s.score for s in plain] != [s.score for s in reranked]  # RRF scores replaced by P(yes)
+    expected = idx.reranker.score("Where is the spare key hidden?", [reranked[0].text])[0]
+    assert reranked[0].score == pytest.approx(expected, abs=1e-4)
