@@ -98,6 +98,8 @@ def evaluate(
 ) -> ModeResult:
     """Run `query_ids` in `mode` and score them (documents = file stems of the retrieved chunks)."""
     search_mode, rerank = (mode.removesuffix("+rerank"), mode.endswith("+rerank"))
+    if query_ids:  # untimed warm-up: loads models and builds a missing full-text index
+        index.search(data.queries[query_ids[0]], k=DEPTH * 2, mode=search_mode, rerank=rerank)
     ndcg, r10, r100, mrr, latencies, per_query = [], [], [], [], [], {}
     for i, qid in enumerate(query_ids, start=1):
         started = time.perf_counter()
