@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ingest import _blas
 from ingest.errors import ModelLoadError
@@ -53,17 +53,7 @@ class MLXGenerator:
     """
 
     def __init__(self, spec: str, temperature: float = 0.0) -> None:
-        folder = resolve_model(spec, kind="chat model", env_var="RAG_LLM", flag="--llm")
-        try:
-            from mlx_lm import load
-
-            self.model, self.tokenizer = load(str(folder))
-        except Exception as exc:
-            raise ModelLoadError(
-                f"cannot load chat model '{spec}': {exc}",
-                "it must be an mlx-lm model folder (config.json, *.safetensors, tokenizer files)",
-            ) from exc
-        cast_for_cpu(self.model)
+        self.model, self.tokenizer = load_lm(spec, kind="chat model", env_var="RAG_LLM", flag="--llm")
         self.id = spec
         self.temperature = temperature
 
@@ -101,6 +91,24 @@ class MLXGenerator:
                 generation_tps=r.generation_tps,
             )
             yield Piece(text=text, thinking=thought, **stats)
+
+
+def load_lm(spec: str, *, kind: str, env_var: str, flag: str, example: str = "") -> tuple[Any, Any]:
+    """Load an mlx-lm causal LM (model, tokenizer) from a hub id or folder, float32 on CPU.
+
+    Any failure is one ModelLoadError naming the model and, via `env_var`/`flag`, how to point elsewhere."""
+    folder = resolve_model(spec, kind=kind, env_var=env_var, flag=flag)
+    try:
+        from mlx_lm import load
+
+        model, tokenizer = load(str(folder))
+    except Exception as exc:
+        hint = "it must be an mlx-lm model folder (config.json, *.safetensors, tokenizer files)"
+        raise ModelLoadError(
+            f"cannot load {kind} '{spec}': {exc}", hint + (f", e.g. {example}" if example else "")
+        ) from exc
+    cast_for_cpu(model)
+    return model, tokenizer
 
 
 class ThinkSplitter:

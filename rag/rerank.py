@@ -41,7 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ingest import _blas
 from ingest.errors import ModelLoadError
-from ingest.models import cast_for_cpu, resolve_model
+from rag.generate import load_lm
 
 _blas.preload()
 
@@ -90,18 +90,9 @@ class MLXReranker:
         max_passage_tokens: int = DEFAULT_MAX_PASSAGE_TOKENS,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        folder = resolve_model(spec, kind="reranker", env_var="RAG_RERANK_MODEL", flag="--rerank-model")
-        try:
-            from mlx_lm import load
-
-            self.model, self.tokenizer = load(str(folder))
-        except Exception as exc:
-            raise ModelLoadError(
-                f"cannot load reranker '{spec}': {exc}",
-                "it must be an mlx-lm causal LM folder (config.json, *.safetensors, tokenizer files), "
-                f"e.g. {DEFAULT_RERANK_MODEL}",
-            ) from exc
-        cast_for_cpu(self.model)
+        self.model, self.tokenizer = load_lm(
+            spec, kind="reranker", env_var="RAG_RERANK_MODEL", flag="--rerank-model", example=DEFAULT_RERANK_MODEL
+        )
         self.id = spec
         self.instruction = instruction
         self.max_passage_tokens = max_passage_tokens
