@@ -46,7 +46,6 @@ from rag.generate import load_lm
 _blas.preload()
 
 import mlx.core as mx  # noqa: E402
-from mlx_lm.models.cache import KVCache, make_prompt_cache  # noqa: E402
 
 DEFAULT_RERANK_MODEL = "mlx-community/Qwen3-Reranker-0.6B-4bit"
 DEFAULT_INSTRUCTION = "Given a question, retrieve passages from the user's documents that answer it"
@@ -99,6 +98,8 @@ class MLXReranker:
         self.batch_size = max(1, batch_size)
         self.yes_id, self.no_id = answer_token_ids(self.tokenizer, spec)
         self._head = _last_position_head(self.model)
+        from mlx_lm.models.cache import KVCache, make_prompt_cache  # mlx-lm loads transformers: only when used
+
         self._share_head = all(type(c) is KVCache for c in make_prompt_cache(self.model))
         self._frame("")  # a chat template that loses the passage fails here, not at the first query
 
@@ -152,6 +153,8 @@ class MLXReranker:
 
     def _prefill(self, head: list[int]) -> list[tuple[mx.array, mx.array]]:
         """Keys and values of the shared head, per layer (computed once per query)."""
+        from mlx_lm.models.cache import make_prompt_cache
+
         cache = make_prompt_cache(self.model)
         (self.model.model if self._head else self.model)(mx.array([head]), cache=cache)
         states = [(c.keys[..., : c.offset, :], c.values[..., : c.offset, :]) for c in cache]
@@ -192,7 +195,9 @@ def answer_token_ids(tokenizer: Any, spec: str) -> tuple[int, int]:
     return found[0], found[1]
 
 
-def _repeated(keys: mx.array, values: mx.array, n: int) -> KVCache:
+def _repeated(keys: mx.array, values: mx.array, n: int):
+    from mlx_lm.models.cache import KVCache
+
     cache = KVCache()
     cache.keys, cache.values = mx.repeat(keys, n, axis=0), mx.repeat(values, n, axis=0)
     cache.offset = keys.shape[2]
