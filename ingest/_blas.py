@@ -42,7 +42,7 @@ def preload() -> None:
         _STATE["blas"] = "bundled reference BLAS (RAG_BLAS=off)"
         return
     if "mlx.core" in sys.modules:
-        _STATE["detail"] = "mlx was imported before ingest/rag; import rag first to get the fast BLAS"
+        _STATE["detail"] = "mlx was loaded before this package; load rag (or ingest) before mlx to get the fast BLAS"
         return
     paths = [Path(choice)] if choice.lower() != "auto" else _candidates()
     for path in paths:
