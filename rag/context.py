@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ingest.store import Store
+from rag.retrieve import source_from_row
 from rag.types import Source
 
 DEFAULT_PER_DOCUMENT = 2
@@ -90,18 +91,5 @@ def _merge(run: list[Source], rank: dict[str, int]) -> tuple[int, Source]:
 def _with_neighbours(store: Store, source: Source, widen: int) -> list[Source]:
     indexes = range(source.chunk_index - widen, source.chunk_index + widen + 1)
     rows = store.neighbours(source.collection, source.path, indexes)
-    return [
-        source
-        if row.id == source.chunk_id
-        else replace(
-            source,
-            chunk_id=row.id,
-            text=row.text,
-            chunk_index=row.chunk_index,
-            char_start=row.char_start,
-            char_end=row.char_end,
-            page=row.page,
-            heading=row.heading,
-        )
-        for row in rows
-    ] or [source]
+    # a neighbour is shown with the hit's score: it is there as the hit's context
+    return [source if row.id == source.chunk_id else source_from_row(row, source.score) for row in rows] or [source]
