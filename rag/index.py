@@ -177,7 +177,7 @@ class Index:
         reranker = self.reranker if (rerank if rerank is not None else self._rerank_by_default()) else None
         if rerank and reranker is None:
             raise RagError("reranking was asked for but no reranker is configured", "pass reranker=MODEL")
-        return retrieve(store, self.embedder, query, k, mode=mode, where=where, reranker=reranker)[0]
+        return retrieve(store, self.embedder, query, k, mode=mode, where=where, reranker=reranker)
 
     def context(self, question: str, k: int = DEFAULT_K, *, widen: int = 0, **search_options) -> list[Source]:
         """The k sources to answer `question` from: retrieved (3k candidates, same options as `search`),

@@ -9,9 +9,8 @@ This module returns ranked chunks; merging, widening and diversifying them is co
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ingest.embed import Embedder
 from ingest.store import ChunkRow, Filter, Store
@@ -21,13 +20,6 @@ MODES = ("vector", "text", "hybrid")
 RRF_K = 60
 DEFAULT_CANDIDATES = 50
 DEFAULT_RERANK_TOP = 20
-
-
-@dataclass(frozen=True)
-class RetrievalTimings:
-    embed_ms: float = 0.0
-    search_ms: float = 0.0
-    rerank_ms: float = 0.0
 
 
 def retrieve(
@@ -41,17 +33,14 @@ def retrieve(
     candidates: int = DEFAULT_CANDIDATES,
     reranker=None,
     rerank_top: int = DEFAULT_RERANK_TOP,
-) -> tuple[list[Source], RetrievalTimings]:
+) -> list[Source]:
     """The k best chunks for `query` in `mode` ("vector", "text" or "hybrid"), best first."""
     if mode not in MODES:
         raise ValueError(f"unknown retrieval mode '{mode}': choose one of {', '.join(MODES)}")
     depth = max(k, candidates) if mode == "hybrid" else max(k, rerank_top if reranker else k)
-    t0 = time.perf_counter()
     vector = embedder.embed([getattr(embedder, "query_prefix", "") + query])[0] if mode != "text" else None
-    t1 = time.perf_counter()
     vector_hits = store.search(vector, depth, where) if vector is not None else []
     text_hits = store.search_text(query, depth, where) if mode != "vector" else []
-    t2 = time.perf_counter()
     ranked = (
         fuse([vector_hits, text_hits])
         if mode == "hybrid"
@@ -59,9 +48,7 @@ def retrieve(
     )
     if reranker is not None and ranked:
         ranked = rerank(reranker, query, ranked, rerank_top)
-    t3 = time.perf_counter()
-    ms = 1000.0
-    return ranked[:k], RetrievalTimings((t1 - t0) * ms, (t2 - t1) * ms, (t3 - t2) * ms)
+    return ranked[:k]
 
 
 def fuse(lists: Sequence[Sequence[tuple[ChunkRow, float]]], rrf_k: int = RRF_K) -> list[Source]:
