@@ -56,6 +56,9 @@ class Answer:
     sources: list[Source]
     timings: Timings = field(default_factory=Timings)
     thinking: str = ""
+    refused: bool = False  # True: "not found in your documents" (retrieval gate or the model said so)
+    refusal_reason: str = ""
+    invalid_citations: tuple[int, ...] = ()  # [n] markers the model wrote that name no given source
 
     @property
     def citations(self) -> list[int]:
