@@ -392,6 +392,74 @@ def _print_eval(name: str, results: list, as_json: bool) -> None:
         )
 
 
+@eval_app.command("answers")
+@_guard
+def eval_answers(
+    file: Annotated[Path, typer.Argument(help="SQuAD v1.1 JSON file, e.g. xquad.en.json.")],
+    workspace: Annotated[
+        Path | None, typer.Option("--workspace", help="Where the paragraphs' index is kept and reused.")
+    ] = None,
+    embed_model: EmbedOpt = None,
+    llm: LlmOpt = None,
+    limit: Annotated[int, typer.Option("--limit", help="Ask a seeded sample of this many questions.", min=0)] = 100,
+    unanswerable: Annotated[
+        int, typer.Option("--unanswerable", help="Also ask this many questions whose paragraph is removed.", min=0)
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    k: KOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index a SQuAD file's paragraphs once, ask sampled questions, print exact match, F1, answer containment,
+    citation precision, refusals and latency."""
+    from rag import evaluate_answers as ea
+
+    data = ea.load_squad(file)
+    s = config.resolve(embed_model=embed_model, llm=llm, k=k)
+    space = workspace or s.home / "eval" / data.name
+    idx = rag.open_index(space / "index", embed_model=s.embed_model, llm=s.llm)
+    plan = ea.plan_questions(data, limit, unanswerable, seed)
+    with progress_reporter(err) if not as_json else nullcontext() as update:
+        ea.index_collections(idx, data, plan, space, progress=update)
+
+    def tick(done: int, total: int) -> None:
+        if not as_json and (done % 10 == 0 or done == total):
+            err.print(f"[dim]{done}/{total} questions asked[/dim]")
+
+    _print_answer_eval(ea.run(idx, data, plan, space, k=s.k, progress=tick), s.llm, as_json)
+
+
+def _print_answer_eval(r, llm: str, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps({k: v for k, v in asdict(r).items() if k != "records"} | {"llm": llm}))
+        return
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    rows = [
+        ("answerable questions", str(r.questions)),
+        ("exact match", pct(r.exact_match)),
+        ("token F1", pct(r.f1)),
+        ("answer containment", pct(r.containment)),
+        ("citation precision", f"{pct(r.citation_precision)} of {r.citations} citations"),
+        ("citation coverage", f"{pct(r.citation_coverage)} of answers cite a source"),
+        ("false refusals", pct(r.false_refusal_rate)),
+        ("retrieval hit", f"{pct(r.retrieval_hit_rate)} gold paragraph among the sources"),
+        ("first token p50/p95", f"{r.first_token_p50_ms:.0f} / {r.first_token_p95_ms:.0f} ms"),
+        ("total p50/p95", f"{r.total_p50_ms:.0f} / {r.total_p95_ms:.0f} ms"),
+    ]
+    if r.unanswerable:
+        rows += [
+            ("unanswerable questions", str(r.unanswerable)),
+            ("refusal rate", pct(r.refusal_rate)),
+            ("unanswerable total p50", f"{r.unanswerable_p50_ms:.0f} ms"),
+        ]
+    out.print(f"{r.dataset} · {llm}  (refusals score 0 for EM, F1 and containment)", markup=False)
+    for label, value in rows:
+        out.print(f"  {label:<24}{value}", markup=False)
+    out.print(f"  per-question records: {r.records_path}", markup=False)
+
+
 collection_app = typer.Typer(no_args_is_help=True, help="List or remove collections.")
 app.add_typer(collection_app, name="collection")
 

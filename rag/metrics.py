@@ -1,13 +1,17 @@
-"""Ranking metrics for retrieval evaluation, as defined by BEIR/TREC (graded nDCG, recall, MRR).
+"""Metrics for evaluation: retrieval ranking (BEIR/TREC graded nDCG, recall, MRR) and answer text (SQuAD).
 
-Each function takes the ranked document ids a system returned for one query and the judged relevance of
-documents for that query (`qrels`: doc id -> grade, grade > 0 means relevant). Averaging over queries
-is the caller's job. This module does not run searches.
+Ranking functions take the ranked document ids a system returned for one query and the judged relevance
+of documents for that query (`qrels`: doc id -> grade, grade > 0 means relevant). Answer functions take
+one predicted answer and the gold answers of one question, compared after SQuAD's normalisation.
+Averaging over queries is the caller's job. This module does not run searches or models.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import string
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 
@@ -43,6 +47,44 @@ def percentile(values: Sequence[float], q: float) -> float:
     pos = (len(ordered) - 1) * q / 100.0
     lo, hi = math.floor(pos), math.ceil(pos)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def squad_normalize(text: str) -> str:
+    """SQuAD v1.1's answer normalisation: lowercase, delete ASCII punctuation, drop the articles a/an/the,
+    collapse whitespace. `squad_normalize("The  Broncos!") == "broncos"`."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    """1.0 if the normalised prediction equals some normalised gold answer, else 0.0."""
+    pred = squad_normalize(prediction)
+    return float(any(pred == squad_normalize(gold) for gold in golds))
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    """SQuAD token F1 between the normalised prediction and the best-matching gold answer (0.0 when
+    either side has no tokens, as in the official v1.1 script)."""
+    pred = squad_normalize(prediction).split()
+    return max((_f1(pred, squad_normalize(gold).split()) for gold in golds), default=0.0)
+
+
+def contains_answer(text: str, golds: Sequence[str]) -> bool:
+    """True if some non-empty normalised gold answer occurs in the normalised text as whole words
+    ("308" is in "gave up 308 points" but not in "3080")."""
+    padded = f" {squad_normalize(text)} "
+    return any(gold and f" {gold} " in padded for gold in map(squad_normalize, golds))
+
+
+def _f1(pred: list[str], gold: list[str]) -> float:
+    same = sum((Counter(pred) & Counter(gold)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
 
 
 def _dedup(ranked: Sequence[str]) -> list[str]:

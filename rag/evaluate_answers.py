@@ -1,0 +1,309 @@
+"""Answer evaluation on a SQuAD v1.1 file: does `Index.ask` answer, cite the right chunk, and refuse
+when the answer is not in the documents?
+
+Each paragraph is written once as its own text file (`<article index>-<paragraph index>.txt`) under
+`workspace/corpus` and indexed through the normal `Index.add` path as collection "all", so re-runs reuse
+the index. A seeded sample of questions is asked against "all" and scored with SQuAD's exact match and
+token F1, answer containment (a gold answer occurs, as whole words after normalisation, in the answer),
+citation precision (each [n] in an answer points at a chunk containing a gold answer), false refusals,
+retrieval hits (the gold paragraph among the sources) and latency.
+
+Answers are scored without their [n] citation markers. Refusals count as wrong: a refused answerable
+question scores 0 for exact match, F1 and containment, whatever its text says, and its citations are not
+counted.
+
+With `unanswerable=N`, N other questions (disjoint from the sample, same seed) are asked against
+collection "holdout": every paragraph except those questions' gold paragraphs (written as a second
+folder; the embedding cache makes indexing it cheap). A question is only used if none of its gold
+answers still occurs in a remaining paragraph; those that do are skipped and the next candidate is
+taken. Their score is the refusal rate.
+
+Every question's record is saved as a line of `workspace/answers.jsonl`. This module measures; it does
+not print.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import statistics
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.errors import RagError
+from ingest.pipeline import Progress
+from rag.index import DEFAULT_K, Index
+from rag.metrics import contains_answer, exact_match, percentile, squad_normalize, token_f1
+from rag.types import Answer
+
+ALL, HOLDOUT = "all", "holdout"  # collection names
+DEFAULT_LIMIT = 100
+RECORDS_FILE = "answers.jsonl"
+_MARKERS = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")  # [1], [1, 2]: not part of the answer
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    paragraph: str  # the gold paragraph's file stem, "<article index>-<paragraph index>"
+
+
+@dataclass
+class SquadData:
+    name: str
+    paragraphs: dict[str, str]  # file stem -> paragraph text
+    questions: list[Question]
+
+
+@dataclass
+class AnswerEval:
+    """Scores over the answerable sample (rates in 0..1), then over the unanswerable one (if asked)."""
+
+    dataset: str
+    questions: int
+    exact_match: float
+    f1: float
+    containment: float
+    citation_precision: float | None  # cited chunks holding a gold answer / all citations; None: no citations
+    citations: int  # [n] citations counted, over answers that were not refusals
+    citation_coverage: float  # answers citing at least one source / answers that were not refusals
+    false_refusal_rate: float
+    retrieval_hit_rate: float
+    first_token_p50_ms: float  # over answers that produced a token
+    first_token_p95_ms: float
+    total_p50_ms: float
+    total_p95_ms: float
+    unanswerable: int = 0
+    refusal_rate: float | None = None  # refused / unanswerable questions; None when none were asked
+    unanswerable_p50_ms: float | None = None
+    records_path: str = ""
+    records: list[dict] = field(default_factory=list, repr=False)  # also saved in records_path
+
+
+def load_squad(path: Path) -> SquadData:
+    """Read a SQuAD v1.1 JSON file (data -> paragraphs -> context + qas). Questions without answers
+    (SQuAD v2 "impossible" ones) are skipped."""
+    path = Path(path)
+    try:
+        articles = json.loads(path.read_text())["data"]
+        paragraphs, questions = {}, []
+        for a, article in enumerate(articles):
+            for p, paragraph in enumerate(article["paragraphs"]):
+                stem = f"{a}-{p}"
+                paragraphs[stem] = paragraph["context"]
+                for qa in paragraph["qas"]:
+                    answers = tuple(dict.fromkeys(ans["text"] for ans in qa.get("answers", ())))
+                    if answers:
+                        questions.append(Question(str(qa["id"]), qa["question"], answers, stem))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RagError(f"not a SQuAD v1.1 file: {path} ({exc})", "expected data -> paragraphs -> context, qas") from exc
+    if not questions:
+        raise RagError(f"no answerable questions in {path}", "expected SQuAD v1.1: qas with answers[].text")
+    return SquadData(path.stem, paragraphs, questions)
+
+
+def write_paragraphs(paragraphs: Mapping[str, str], out: Path) -> int:
+    """Make `out` hold exactly these paragraphs as `<stem>.txt` (unchanged files are not rewritten,
+    other .txt files are deleted, so the indexed collection follows)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.txt"):
+        if stale.stem not in paragraphs:
+            stale.unlink()
+    for stem, text in paragraphs.items():
+        path = out / f"{stem}.txt"
+        body = text.strip() + "\n"
+        if not path.is_file() or path.read_text() != body:
+            path.write_text(body)
+    return len(paragraphs)
+
+
+def sample_questions(data: SquadData, limit: int | None, seed: int = 0) -> list[Question]:
+    """A seeded sample of `limit` questions (all of them if None or more than there are)."""
+    ordered = sorted(data.questions, key=lambda q: q.id)
+    if limit is None or limit >= len(ordered):
+        return ordered
+    return random.Random(seed).sample(ordered, limit)
+
+
+def pick_unanswerable(
+    data: SquadData, n: int, seed: int = 0, exclude: Collection[str] = ()
+) -> tuple[list[Question], set[str]]:
+    """Up to `n` questions (ids not in `exclude`) made unanswerable by removing their gold paragraphs.
+
+    Candidates come in a seeded order; one is taken only if none of its gold answers occurs in a
+    paragraph that stays. Removing more paragraphs later never makes an earlier pick answerable again.
+    Returns the questions and the removed paragraph stems."""
+    candidates = sorted((q for q in data.questions if q.id not in exclude), key=lambda q: q.id)
+    random.Random(seed).shuffle(candidates)
+    normalised = {stem: f" {squad_normalize(text)} " for stem, text in data.paragraphs.items()}
+    picked: list[Question] = []
+    removed: set[str] = set()
+    for q in candidates:
+        if len(picked) >= n:
+            break
+        golds = [f" {g} " for g in map(squad_normalize, q.answers) if g]
+        gone = removed | {q.paragraph}
+        still = any(g in text for stem, text in normalised.items() if stem not in gone for g in golds)
+        if golds and not still:
+            picked.append(q)
+            removed.add(q.paragraph)
+    return picked, removed
+
+
+@dataclass
+class Plan:
+    """Which questions are asked: `asked` against "all", `held` against "holdout" (all paragraphs but
+    `removed`)."""
+
+    asked: list[Question]
+    held: list[Question]
+    removed: set[str]
+
+
+def plan_questions(data: SquadData, limit: int | None = DEFAULT_LIMIT, unanswerable: int = 0, seed: int = 0) -> Plan:
+    """The seeded answerable sample, plus `unanswerable` other questions with their paragraphs removed."""
+    asked = sample_questions(data, limit, seed)
+    held, removed = pick_unanswerable(data, unanswerable, seed, exclude={q.id for q in asked})
+    return Plan(asked, held, removed)
+
+
+def index_collections(
+    index: Index, data: SquadData, plan: Plan, workspace: Path, progress: Callable[[Progress], None] | None = None
+) -> None:
+    """Write and index workspace/corpus as "all" and, if the plan holds questions out, workspace/holdout
+    as "holdout" (`progress` is passed to `Index.add`)."""
+    _add(index, data.paragraphs, Path(workspace) / "corpus", ALL, progress)
+    if plan.held:
+        kept = {stem: text for stem, text in data.paragraphs.items() if stem not in plan.removed}
+        _add(index, kept, Path(workspace) / HOLDOUT, HOLDOUT, progress)
+
+
+def run(
+    index: Index,
+    data: SquadData,
+    plan: Plan,
+    workspace: Path,
+    *,
+    k: int = DEFAULT_K,
+    progress: Callable[[int, int], None] | None = None,
+) -> AnswerEval:
+    """Ask the planned questions with `k` sources each (collections already indexed), score them and
+    save the records to workspace/answers.jsonl. `progress` gets (questions done, questions in all)."""
+    if plan.asked or plan.held:  # untimed warm-up: the first generation pays one-off setup costs
+        first, collection = (plan.asked[0], ALL) if plan.asked else (plan.held[0], HOLDOUT)
+        index.ask(first.question, k=k, collection=collection, max_tokens=1)
+    total, records = len(plan.asked) + len(plan.held), []
+    for kind, questions, collection in (("answerable", plan.asked, ALL), ("unanswerable", plan.held, HOLDOUT)):
+        for q in questions:
+            records.append(_record(kind, q, index.ask(q.question, k=k, collection=collection)))
+            if progress:
+                progress(len(records), total)
+    path = Path(workspace) / RECORDS_FILE
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return _aggregate(data.name, records, str(path))
+
+
+def evaluate_answers(
+    index: Index,
+    data: SquadData,
+    workspace: Path,
+    *,
+    limit: int | None = DEFAULT_LIMIT,
+    unanswerable: int = 0,
+    seed: int = 0,
+    k: int = DEFAULT_K,
+    progress: Callable[[int, int], None] | None = None,
+) -> AnswerEval:
+    """Plan, index and run in one call.
+
+    Args:
+        limit: answerable questions to ask (seeded sample; None = all).
+        unanswerable: also ask this many questions whose gold paragraph is removed (0 = off).
+        seed: sampling seed for both samples.
+        k: sources per answer.
+        progress: called with (questions done, questions in all) after each question.
+    """
+    plan = plan_questions(data, limit, unanswerable, seed)
+    index_collections(index, data, plan, workspace)
+    return run(index, data, plan, workspace, k=k, progress=progress)
+
+
+def _add(index: Index, paragraphs: Mapping[str, str], folder: Path, collection: str, progress) -> None:
+    write_paragraphs(paragraphs, folder)
+    report = index.add(folder, collection=collection, progress=progress)
+    if report.failed:
+        raise RagError(f"{len(report.failed)} paragraphs failed to index", report.failed[0][1])
+
+
+def _record(kind: str, q: Question, answer: Answer) -> dict:
+    """One question's outcome, JSON-ready. Scores of refused answers are 0 (see the module docstring)."""
+    golds, ok = q.answers, not answer.refused
+    said = _MARKERS.sub(" ", answer.text)
+    cited = [
+        {
+            "n": n,
+            "paragraph": Path(s.path).stem,
+            "chunk_id": s.chunk_id,
+            "contains_answer": contains_answer(s.text, golds),
+        }
+        for n, s in zip(answer.citations, answer.cited_sources, strict=True)
+    ]
+    t = answer.timings
+    return {
+        "kind": kind,
+        "id": q.id,
+        "question": q.question,
+        "answers": list(golds),
+        "gold_paragraph": q.paragraph,
+        "prediction": answer.text,
+        "refused": answer.refused,
+        "refusal_reason": answer.refusal_reason,
+        "exact_match": exact_match(said, golds) if ok else 0.0,
+        "f1": token_f1(said, golds) if ok else 0.0,
+        "contains": contains_answer(said, golds) if ok else False,
+        "cited": cited,
+        "sources": [Path(s.path).stem for s in answer.sources],
+        "retrieval_hit": any(Path(s.path).stem == q.paragraph for s in answer.sources),
+        "retrieval_ms": round(t.retrieval_ms, 1),
+        "first_token_ms": round(t.first_token_ms, 1),
+        "total_ms": round(t.total_ms, 1),
+    }
+
+
+def _aggregate(name: str, records: Sequence[dict], path: str) -> AnswerEval:
+    answerable = [r for r in records if r["kind"] == "answerable"]
+    held = [r for r in records if r["kind"] == "unanswerable"]
+    answered = [r for r in answerable if not r["refused"]]
+    citations = [c["contains_answer"] for r in answered for c in r["cited"]]
+    first_tokens = [r["first_token_ms"] for r in answerable if r["first_token_ms"] > 0]
+    totals = [r["total_ms"] for r in answerable]
+    return AnswerEval(
+        dataset=name,
+        questions=len(answerable),
+        exact_match=_mean(r["exact_match"] for r in answerable),
+        f1=_mean(r["f1"] for r in answerable),
+        containment=_mean(r["contains"] for r in answerable),
+        citation_precision=_mean(citations) if citations else None,
+        citations=len(citations),
+        citation_coverage=_mean(bool(r["cited"]) for r in answered),
+        false_refusal_rate=_mean(r["refused"] for r in answerable),
+        retrieval_hit_rate=_mean(r["retrieval_hit"] for r in answerable),
+        first_token_p50_ms=percentile(first_tokens, 50),
+        first_token_p95_ms=percentile(first_tokens, 95),
+        total_p50_ms=percentile(totals, 50),
+        total_p95_ms=percentile(totals, 95),
+        unanswerable=len(held),
+        refusal_rate=_mean(r["refused"] for r in held) if held else None,
+        unanswerable_p50_ms=percentile([r["total_ms"] for r in held], 50) if held else None,
+        records_path=path,
+        records=list(records),
+    )
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return statistics.fmean(values) if values else 0.0
