@@ -419,7 +419,10 @@ def eval_answers(
     idx = rag.open_index(space / "index", embed_model=s.embed_model, llm=s.llm)
     plan = ea.plan_questions(data, limit, unanswerable, seed)
     with progress_reporter(err) if not as_json else nullcontext() as update:
-        ea.index_collections(idx, data, plan, space, progress=update)
+        reports = ea.index_collections(idx, data, plan, space, progress=update)
+    for name, rep in reports.items():
+        if not as_json:
+            err.print(f"[dim]{name}: {rep.summary()}; {rep.embedded} chunks embedded, {rep.reused} reused[/dim]")
 
     def tick(done: int, total: int) -> None:
         if not as_json and (done % 10 == 0 or done == total):

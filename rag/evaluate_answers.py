@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.errors import RagError
-from ingest.pipeline import Progress
+from ingest.pipeline import IndexReport, Progress
 from rag.index import DEFAULT_K, Index
 from rag.metrics import contains_answer, exact_match, percentile, squad_normalize, token_f1
 from rag.types import Answer
@@ -173,13 +173,14 @@ def plan_questions(data: SquadData, limit: int | None = DEFAULT_LIMIT, unanswera
 
 def index_collections(
     index: Index, data: SquadData, plan: Plan, workspace: Path, progress: Callable[[Progress], None] | None = None
-) -> None:
+) -> dict[str, IndexReport]:
     """Write and index workspace/corpus as "all" and, if the plan holds questions out, workspace/holdout
-    as "holdout" (`progress` is passed to `Index.add`)."""
-    _add(index, data.paragraphs, Path(workspace) / "corpus", ALL, progress)
+    as "holdout" (`progress` is passed to `Index.add`). Returns each collection's index report."""
+    reports = {ALL: _add(index, data.paragraphs, Path(workspace) / "corpus", ALL, progress)}
     if plan.held:
         kept = {stem: text for stem, text in data.paragraphs.items() if stem not in plan.removed}
-        _add(index, kept, Path(workspace) / HOLDOUT, HOLDOUT, progress)
+        reports[HOLDOUT] = _add(index, kept, Path(workspace) / HOLDOUT, HOLDOUT, progress)
+    return reports
 
 
 def run(
@@ -232,11 +233,12 @@ def evaluate_answers(
     return run(index, data, plan, workspace, k=k, progress=progress)
 
 
-def _add(index: Index, paragraphs: Mapping[str, str], folder: Path, collection: str, progress) -> None:
+def _add(index: Index, paragraphs: Mapping[str, str], folder: Path, collection: str, progress) -> IndexReport:
     write_paragraphs(paragraphs, folder)
     report = index.add(folder, collection=collection, progress=progress)
     if report.failed:
         raise RagError(f"{len(report.failed)} paragraphs failed to index", report.failed[0][1])
+    return report
 
 
 def _record(kind: str, q: Question, answer: Answer) -> dict:
