@@ -4,14 +4,19 @@
   so five chunks of one page don't crowd out the rest (the skipped ones fill any remaining slots);
 - widen: add each hit's neighbouring chunks (±`widen`) from the same document, for context;
 - merge: adjacent or overlapping chunks of the same document and page become one source (the chunk
-  overlap is removed using the character offsets), ranked by its best chunk.
+  overlap is removed using the character offsets), ranked by its best chunk;
+- budget: keep the best sources whose text fits the model's context budget (counted by its tokenizer);
+- whole document: find the indexed document a question names ("summarise boiler-manual.pdf"), so the
+  caller can give the model that whole document when it fits.
 This module does not search; it reshapes what retrieve.py returns.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import PurePath
 
 from ingest.store import Store
 from rag.retrieve import source_from_row
@@ -82,8 +87,15 @@ def _merge(run: list[Source], rank: dict[str, int]) -> tuple[int, Source]:
         text += s.text[overlap:] if 0 < overlap < len(s.text) else ("" if overlap >= len(s.text) else "\n" + s.text)
         end = max(end, s.char_end)
     score = max(s.score for s in run)
+    similarity = max((s.similarity for s in run if s.similarity is not None), default=None)
     merged = replace(
-        best, text=text, char_start=run[0].char_start, char_end=end, chunk_index=run[0].chunk_index, score=score
+        best,
+        text=text,
+        char_start=run[0].char_start,
+        char_end=end,
+        chunk_index=run[0].chunk_index,
+        score=score,
+        similarity=similarity,
     )
     return rank.get(best.chunk_id, len(rank)), merged
 
@@ -93,3 +105,43 @@ def _with_neighbours(store: Store, source: Source, widen: int) -> list[Source]:
     rows = store.neighbours(source.collection, source.path, indexes)
     # a neighbour is shown with the hit's score: it is there as the hit's context
     return [source if row.id == source.chunk_id else source_from_row(row, source.score) for row in rows] or [source]
+
+
+def fit_budget(sources: Sequence[Source], count_tokens, budget: int, per_source_overhead: int = 16) -> list[Source]:
+    """The best-first prefix of `sources` whose texts (counted with the model's tokenizer) fit in `budget`
+    tokens; a source that doesn't fit is left out and later, smaller ones still get their chance. If not
+    even the best one fits, it is cut to the budget (approximately, by its character share)."""
+    kept: list[Source] = []
+    used = 0
+    for s in sources:
+        need = count_tokens(s.text) + per_source_overhead
+        if used + need <= budget:
+            kept.append(s)
+            used += need
+    if not kept and sources and budget > per_source_overhead:
+        best = sources[0]
+        share = (budget - per_source_overhead) / max(count_tokens(best.text), 1)
+        kept = [replace(best, text=best.text[: max(1, int(len(best.text) * share * 0.95))])]
+    return kept
+
+
+def named_document(question: str, paths: Sequence[str]) -> str | None:
+    """The indexed document the question names by file name or stem ("summarise boiler-manual.pdf",
+    "summarize the boiler manual"), if exactly one longest match exists; stems shorter than 4 characters
+    don't count."""
+    flat = _normal(question)
+    found: dict[str, int] = {}
+    for path in paths:
+        name = PurePath(path).name
+        for form in {_normal(name), _normal(PurePath(name).stem)}:
+            if len(form) >= 4 and re.search(rf"(?<!\w){re.escape(form)}(?!\w)", flat):
+                found[path] = max(found.get(path, 0), len(form))
+    if not found:
+        return None
+    best = max(found.values())
+    winners = [p for p, n in found.items() if n == best]
+    return winners[0] if len(winners) == 1 else None
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[-_.]+", " ", text.lower()).split())

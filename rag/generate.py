@@ -3,7 +3,12 @@
 `Generator` is the seam (one required method, `stream`); `MLXGenerator` is the real implementation.
 Thinking is OFF by default (`enable_thinking=False` in the Qwen3 chat template); when on, everything
 between <think> and </think> is routed to `Piece.thinking` and never into the answer text, even when
-a tag arrives split across tokens. This module knows nothing about sources or citations.
+a tag arrives split across tokens.
+The KV cache of the previous prompt is kept and reused for the longest token prefix the next prompt
+shares with it (the fixed system prompt, and in a chat the earlier turns), so only the new tokens are
+prefilled; `Piece.cached_tokens` says how many were reused. Special tokens of the chat template found
+inside message text (e.g. "<|im_start|>" in a document) are defused before tokenizing, so document text
+can never open a new chat turn. This module knows nothing about sources or citations.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Piece:
     generated_tokens: int = 0
     prompt_tps: float = 0.0
     generation_tps: float = 0.0
+    cached_tokens: int = 0  # prompt tokens whose KV cache was reused from the previous prompt
 
 
 @runtime_checkable
@@ -56,41 +62,88 @@ class MLXGenerator:
         self.model, self.tokenizer = load_lm(spec, kind="chat model", env_var="RAG_LLM", flag="--llm")
         self.id = spec
         self.temperature = temperature
+        self.context_window = _context_window(self.model)
+        specials = {t for t in getattr(self.tokenizer, "all_special_tokens", []) if len(t) > 1}
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        specials |= {t.content for t in added.values() if getattr(t, "special", False) and len(t.content) > 1}
+        self._specials = sorted(specials, key=len, reverse=True)
+        self._cache: list | None = None
+        self._cached_ids: list[int] = []
 
     def format(self, messages: Sequence[dict[str, str]], thinking: bool = False) -> str:
-        """The prompt text for `messages` under the model's chat template."""
+        """The prompt text for `messages` under the model's chat template (special tokens in the
+        message text defused)."""
+        messages = [m | {"content": self.defuse(m["content"])} for m in messages]
         if getattr(self.tokenizer, "chat_template", None):
             return self.tokenizer.apply_chat_template(
-                list(messages), add_generation_prompt=True, tokenize=False, enable_thinking=thinking
+                messages, add_generation_prompt=True, tokenize=False, enable_thinking=thinking
             )
         body = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in messages)
         return body + "\n\nASSISTANT:"
 
+    def defuse(self, text: str) -> str:
+        """`text` with every special token string (e.g. "<|im_end|>") broken by a zero-width space, so
+        the tokenizer reads it as plain text."""
+        for token in self._specials:
+            if token in text:
+                text = text.replace(token, token[0] + "\u200b" + token[1:])
+        return text
+
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text))
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode(self, prompt: str) -> list[int]:
+        """Token ids of a formatted prompt, as mlx-lm would make them."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        return list(self.tokenizer.encode(prompt, add_special_tokens=bos is None or not prompt.startswith(bos)))
 
     def stream(
         self, messages: Sequence[dict[str, str]], *, max_tokens: int = DEFAULT_MAX_TOKENS, thinking: bool = False
     ) -> Iterator[Piece]:
         """Stream the reply. With thinking on, reasoning arrives in `Piece.thinking` only."""
+        import mlx.core as mx
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_sampler
 
-        prompt = self.format(messages, thinking)
+        ids = self.encode(self.format(messages, thinking))
+        cache, reused = self._reuse_cache(ids)
+        self._cached_ids = ids
         sampler = make_sampler(temp=self.temperature)
         split = ThinkSplitter()
-        for r in stream_generate(self.model, self.tokenizer, prompt, max_tokens=max_tokens, sampler=sampler):
+        rest = mx.array(ids[reused:])
+        for r in stream_generate(
+            self.model, self.tokenizer, rest, max_tokens=max_tokens, sampler=sampler, prompt_cache=cache
+        ):
             text, thought = split.feed(r.text)
             if r.finish_reason is not None:
                 more_text, more_thought = split.flush()
                 text, thought = text + more_text, thought + more_thought
             stats = dict(
-                prompt_tokens=r.prompt_tokens,
+                prompt_tokens=len(ids),
+                cached_tokens=reused,
                 generated_tokens=r.generation_tokens,
                 prompt_tps=r.prompt_tps,
                 generation_tps=r.generation_tps,
             )
             yield Piece(text=text, thinking=thought, **stats)
+
+    def _reuse_cache(self, ids: list[int]) -> tuple[list, int]:
+        """The kept KV cache trimmed to the longest prefix `ids` shares with the previous prompt (at least
+        one token is left to prefill), and that prefix's length; a fresh cache when none can be reused."""
+        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+        if self._cache is None or not can_trim_prompt_cache(self._cache):
+            self._cache = make_prompt_cache(self.model)
+            return self._cache, 0
+        common = 0
+        for a, b in zip(ids, self._cached_ids, strict=False):
+            if a != b:
+                break
+            common += 1
+        held = self._cache[0].offset  # may be short of the last prompt if that generation was cut off
+        common = min(common, len(ids) - 1, held)
+        trim_prompt_cache(self._cache, held - common)
+        return self._cache, common
 
 
 def load_lm(spec: str, *, kind: str, env_var: str, flag: str, example: str = "") -> tuple[Any, Any]:
@@ -147,6 +200,11 @@ def _partial_suffix(text: str, tag: str) -> int:
         if tag.startswith(text[-n:]):
             return n
     return 0
+
+
+def _context_window(model: Any) -> int:
+    args = getattr(model, "args", None)
+    return int(getattr(args, "max_position_embeddings", 0) or 0) or 4096
 
 
 def elapsed_ms(since: float) -> float:

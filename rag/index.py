@@ -22,10 +22,12 @@ from ingest.errors import NotInIndex, RagError
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
 from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_collection_name, check_embedder
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
+from rag.citations import check
 from rag.config import DEFAULT_EMBED_MODEL, PRESETS
-from rag.context import assemble
+from rag.context import assemble, fit_budget, merge_adjacent, named_document
 from rag.generate import DEFAULT_MAX_TOKENS, Generator, MLXGenerator, elapsed_ms
-from rag.prompt import build_messages
+from rag.prompt import build_messages, is_refusal, not_found_text
+from rag.refusal import Gate, gate_for
 from rag.retrieve import retrieve
 from rag.retrieve import source_from_row as _source
 from rag.types import (
@@ -41,6 +43,12 @@ from rag.types import (
 )
 
 DEFAULT_K = 5
+DEFAULT_CONTEXT_TOKENS = 8192  # prompt budget cap: prefill on a CPU runs at ~50-150 tokens/s
+PROMPT_OVERHEAD_TOKENS = 64  # chat-template tokens around the messages
+
+
+def _rough_tokens(text: str) -> int:
+    return len(text) // 3 + 1
 
 
 class Index:
@@ -71,6 +79,7 @@ class Index:
         self._embedder: Embedder | None = embed_model if isinstance(embed_model, Embedder) else None
         self._generator: Generator | None = llm if isinstance(llm, Generator) else None
         self._store: Store | None = None
+        self._gate: Gate | None = None
 
     # -- models, loaded on first use -----------------------------------------------------------
 
@@ -258,21 +267,40 @@ class Index:
         thinking: bool = False,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         widen: int = 0,
+        allow_general: bool = False,
+        context_tokens: int = DEFAULT_CONTEXT_TOKENS,
         **search_options,
     ) -> Iterator[Event]:
         """Answer `question` from the index, streaming: a SourcesEvent, then TokenEvents (and
-        ThinkingEvents if `thinking`), then a DoneEvent carrying the full Answer. Sources come from
-        `context` (search options: mode, rerank, path_globs, file_types)."""
+        ThinkingEvents if `thinking`), then a DoneEvent carrying the full, checked Answer.
+
+        Sources come from `context` (search options: mode, rerank, path_globs, file_types), cut to fit
+        `context_tokens` (capped by the model's window) minus the answer's `max_tokens`; a question that
+        names an indexed document ("summarise report.pdf") gets that whole document when it fits.
+        Unless `allow_general`, a question whose sources fall below the calibrated relevance gate
+        (refusal.py), or whose answer says the sources don't hold it, ends as a refusal: Answer.refused,
+        with the standard "not found in your documents" text and the closest sources. [n] citations
+        are checked against the sources (see citations.py)."""
         self._open()  # a missing index fails before any model loads
         self.embedder, self.generator  # load both models before the clock starts  # noqa: B018
         started = time.perf_counter()
-        sources = self.context(question, k, widen=widen, collection=collection, **search_options)
+        budget = self._source_budget(question, max_tokens, context_tokens)
+        sources, whole = self._answer_sources(question, k, widen, collection, budget, search_options)
         retrieval_ms = elapsed_ms(started)
         yield SourcesEvent(sources)
+        if not allow_general and not whole:
+            refuse, why = self.gate.refuses(question, sources)
+            if refuse:
+                text = not_found_text(question)
+                yield TokenEvent(text)
+                timings = Timings(retrieval_ms=retrieval_ms, total_ms=elapsed_ms(started))
+                yield DoneEvent(Answer(question, text, sources, timings, refused=True, refusal_reason=why))
+                return
         text: list[str] = []
         thought: list[str] = []
         first_token_ms, last = 0.0, None
-        for piece in self.generator.stream(build_messages(question, sources), max_tokens=max_tokens, thinking=thinking):
+        messages = build_messages(question, sources, allow_general=allow_general)
+        for piece in self.generator.stream(messages, max_tokens=max_tokens, thinking=thinking):
             last = piece
             if piece.thinking:
                 thought.append(piece.thinking)
@@ -287,11 +315,57 @@ class Index:
             first_token_ms=first_token_ms,
             total_ms=elapsed_ms(started),
             prompt_tokens=last.prompt_tokens if last else 0,
+            cached_prompt_tokens=getattr(last, "cached_tokens", 0) if last else 0,
             generated_tokens=last.generated_tokens if last else 0,
             tokens_per_s=last.generation_tps if last else 0.0,
         )
-        answer = Answer(question, "".join(text).rstrip(), sources, timings, "".join(thought).strip())
+        raw = "".join(text).rstrip()
+        thinking_text = "".join(thought).strip()
+        if not allow_general and is_refusal(raw):
+            reason = "the model found no answer in the sources"
+            answer = Answer(question, not_found_text(question), sources, timings, thinking_text, True, reason)
+        else:
+            checked = check(raw, sources)
+            answer = Answer(
+                question,
+                checked.text,
+                sources,
+                timings,
+                thinking_text,
+                invalid_citations=checked.invalid,
+                sentences=checked.sentences,
+                evidence=checked.evidence,
+            )
         yield DoneEvent(answer)
+
+    @property
+    def gate(self) -> Gate:
+        """The refusal gate calibrated for this index's embedder (coverage-only when there is none)."""
+        if self._gate is None:
+            self._gate = gate_for(self.embedder.id)
+        return self._gate
+
+    def _source_budget(self, question: str, max_tokens: int, context_tokens: int) -> int:
+        """Tokens left for source text: the context window (capped by `context_tokens`) minus the
+        prompt's fixed parts and the answer."""
+        count = getattr(self.generator, "count_tokens", None) or _rough_tokens
+        window = min(getattr(self.generator, "context_window", context_tokens) or context_tokens, context_tokens)
+        fixed = sum(count(m["content"]) for m in build_messages(question, [])) + PROMPT_OVERHEAD_TOKENS
+        return max(window - fixed - max_tokens, 0)
+
+    def _answer_sources(
+        self, question: str, k: int, widen: int, collection: str | None, budget: int, search_options: dict
+    ) -> tuple[list[Source], bool]:
+        """(sources, whether they are one whole named document)."""
+        count = getattr(self.generator, "count_tokens", None) or _rough_tokens
+        store = self._open()
+        named = named_document(question, list(store.documents(collection)))
+        if named:
+            whole = merge_adjacent([_source(row, 1.0) for row in store.document_chunks(named, collection)])
+            if whole and len(fit_budget(whole, count, budget)) == len(whole):
+                return whole, True
+        ranked = self.context(question, k, widen=widen, collection=collection, **search_options)
+        return fit_budget(ranked, count, budget), False
 
     def ask(self, question: str, **options) -> Answer:
         """Answer `question` (same options as `stream_answer`); returns the finished Answer."""

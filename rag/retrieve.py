@@ -2,7 +2,8 @@
 
 Hybrid fuses the two ranked lists with reciprocal rank fusion, score(d) = sum over lists of
 1 / (RRF_K + rank), which needs no score calibration between cosine similarities and BM25 scores
-(Cormack et al., 2009; k = 60). Each list contributes its top `candidates`. A reranker, when given,
+(Cormack et al., 2009; k = 60). Each list contributes its top `candidates`. Every returned source carries its cosine similarity to the query
+when vector search found it (`Source.similarity`, used to decide refusals), whatever the mode's score. A reranker, when given,
 rescores the top `rerank_top` fused candidates and they are re-sorted by its score.
 This module returns ranked chunks; merging, widening and diversifying them is context.py's job.
 """
@@ -48,7 +49,8 @@ def retrieve(
     )
     if reranker is not None and ranked:
         ranked = rerank(reranker, query, ranked, rerank_top)
-    return ranked[:k]
+    similarity = {row.id: score for row, score in vector_hits}
+    return [replace(s, similarity=similarity.get(s.chunk_id)) for s in ranked[:k]]
 
 
 def fuse(lists: Sequence[Sequence[tuple[ChunkRow, float]]], rrf_k: int = RRF_K) -> list[Source]:

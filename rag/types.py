@@ -23,6 +23,7 @@ class Source:
     char_start: int = 0
     char_end: int = 0
     collection: str = "default"
+    similarity: float | None = None  # cosine similarity to the query, when vector search found it
 
     @property
     def location(self) -> str:
@@ -43,8 +44,26 @@ class Timings:
     first_token_ms: float = 0.0  # from the question to the first answer token
     total_ms: float = 0.0
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, reused from the previous prompt's KV cache
     generated_tokens: int = 0
     tokens_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of an answer and the source numbers it cites ([n], valid ones only)."""
+
+    text: str
+    citations: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A cited source: its number, the source, and the sentence of it that supports the answer."""
+
+    number: int
+    source: Source
+    snippet: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,12 @@ class Answer:
     refused: bool = False  # True: "not found in your documents" (retrieval gate or the model said so)
     refusal_reason: str = ""
     invalid_citations: tuple[int, ...] = ()  # [n] markers the model wrote that name no given source
+    sentences: tuple[Sentence, ...] = ()  # the answer split into sentences, each with what it cites
+    evidence: tuple[Evidence, ...] = ()  # each cited source with its supporting snippet
+
+    @property
+    def uncited_sentences(self) -> list[Sentence]:
+        return [s for s in self.sentences if not s.citations]
 
     @property
     def citations(self) -> list[int]:

@@ -1,0 +1,94 @@
+"""Check an answer's [n] citations against the sources the model was given.
+
+After generation: every [n] marker is checked against the numbered sources; markers naming no source
+are removed from the text and reported; the answer is split into sentences, each with the sources it
+cites (a marker right after a sentence's full stop belongs to that sentence); and for every cited
+source the sentence of its text that best supports the citing sentences is picked as the snippet to
+show (most shared words; CJK compared character by character).
+This module does not generate, retrieve or decide refusals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.types import Evidence, Sentence, Source
+
+_MARKER = re.compile(r"\s?\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？；])")
+_LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
+_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
+_STOP = frozenset(
+    "a an and are as at be by for from has have in is it its of on or that the this to was were what when "
+    "where which who why how with did does do not no".split()
+)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An answer text after checking: invalid markers removed, split into cited sentences."""
+
+    text: str
+    sentences: tuple[Sentence, ...]
+    evidence: tuple[Evidence, ...]
+    invalid: tuple[int, ...]
+
+
+def check(text: str, sources: Sequence[Source]) -> Checked:
+    """Validate the [n] markers in `text` against `sources` (numbered from 1)."""
+    invalid: dict[int, None] = {}
+
+    def keep_valid(match: re.Match) -> str:
+        numbers = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
+        good = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(sources)]
+        for n in numbers:
+            if n not in good:
+                invalid.setdefault(n)
+        if not good:
+            return ""
+        lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
+        return f"{lead}[{', '.join(map(str, good))}]"
+
+    cleaned = _MARKER.sub(keep_valid, text).strip()
+    sentences = split_sentences(cleaned)
+    evidence = []
+    for n in dict.fromkeys(n for s in sentences for n in s.citations):
+        citing = " ".join(s.text for s in sentences if n in s.citations)
+        evidence.append(Evidence(n, sources[n - 1], best_snippet(sources[n - 1].text, citing)))
+    return Checked(cleaned, tuple(sentences), tuple(evidence), tuple(invalid))
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Sentences of an answer with the source numbers each cites; markers that open a sentence (written
+    after the previous sentence's full stop) are credited to the previous sentence."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text) if p and p.strip()]
+    out: list[tuple[str, list[int]]] = []
+    for part in parts:
+        lead = _LEADING_MARKERS.match(part)
+        if lead and out:
+            out[-1][1].extend(_numbers(lead.group(1)))
+            out[-1] = (out[-1][0] + " " + lead.group(1).strip(), out[-1][1])
+            part = part[lead.end() :].strip()
+            if not part:
+                continue
+        out.append((part, _numbers(part)))
+    return [Sentence(body, tuple(dict.fromkeys(numbers))) for body, numbers in out]
+
+
+def best_snippet(source_text: str, claim: str, width: int = 240) -> str:
+    """The sentence of `source_text` sharing the most words with `claim` (ties: the earliest)."""
+    wanted = set(words(claim))
+    candidates = [s.text for s in split_sentences(" ".join(source_text.split()))] or [source_text]
+    best = max(candidates, key=lambda s: len(wanted & set(words(s))))
+    return best if len(best) <= width else best[: width - 1].rstrip() + "…"
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased content words (CJK: single characters), without markers and common stop words."""
+    return [w for w in _WORD.findall(_MARKER.sub(" ", text).lower()) if w not in _STOP]
+
+
+def _numbers(text: str) -> list[int]:
+    return [int(x) for m in _MARKER.finditer(text) for x in re.split(r"\s*[,;]\s*", m.group(1))]

@@ -1,0 +1,112 @@
+"""Decide, before generating, whether the retrieved sources are relevant enough to answer from.
+
+Two signals, both measured on the sources the model would see:
+- `similarity`: the best cosine similarity between the question and a source (the embedder's view);
+- `coverage`: the largest share of the question's content words found in any one source (CJK: characters).
+A logistic model turns them into P(the sources hold the answer); the question is refused when that is
+below the threshold. Weights and threshold are calibrated on labelled questions (answerable ones and
+the same questions with their gold passage removed from the index) by `calibrate`, choosing the
+threshold that refuses at most a target share (default 5%) of answerable calibration questions; the
+results live in calibration.json per embedder, with the data and command that produced them. An
+embedder without a calibration uses the coverage-only model (calibrated the same way), because cosine
+scales differ between embedders. The model may still refuse after this gate; see prompt.is_refusal.
+This module does not retrieve or generate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.citations import words
+from rag.types import Source
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+COVERAGE_ONLY = "coverage-only"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """P(answerable) = sigmoid(w_similarity * similarity + w_coverage * coverage + bias); refuse below
+    `threshold`. `w_similarity` is 0 for the coverage-only gate."""
+
+    name: str
+    w_similarity: float
+    w_coverage: float
+    bias: float
+    threshold: float
+    calibrated_on: str = ""
+
+    def probability(self, question: str, sources: Sequence[Source]) -> float:
+        return self.probability_of(*features(question, sources))
+
+    def probability_of(self, similarity: float, coverage: float) -> float:
+        z = self.w_similarity * similarity + self.w_coverage * coverage + self.bias
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def refuses(self, question: str, sources: Sequence[Source]) -> tuple[bool, str]:
+        """(refuse?, a one-line reason with the numbers)."""
+        if not sources:
+            return True, "no sources were retrieved"
+        p = self.probability(question, sources)
+        sim, cov = features(question, sources)
+        why = f"relevance {p:.2f} < {self.threshold:.2f} (similarity {sim:.2f}, coverage {cov:.2f}; gate {self.name})"
+        return p < self.threshold, why if p < self.threshold else ""
+
+
+def features(question: str, sources: Sequence[Source]) -> tuple[float, float]:
+    """(best cosine similarity, best share of the question's content words in one source)."""
+    sims = [s.similarity for s in sources if s.similarity is not None]
+    wanted = set(words(question))
+    cov = max((len(wanted & set(words(s.text))) / len(wanted) for s in sources), default=0.0) if wanted else 0.0
+    return (max(sims) if sims else 0.0), cov
+
+
+def gate_for(embedder_id: str) -> Gate:
+    """The calibrated gate for this embedder (matched by its folder/hub name), else coverage-only."""
+    table = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
+    name = Path(str(embedder_id).rstrip("/")).name
+    entry = table.get(name) or table.get(COVERAGE_ONLY)
+    if entry is None:
+        return Gate(COVERAGE_ONLY, 0.0, 0.0, 1.0, 0.0)  # uncalibrated: never refuses before generating
+    return Gate(
+        entry["name"],
+        entry["w_similarity"],
+        entry["w_coverage"],
+        entry["bias"],
+        entry["threshold"],
+        entry["calibrated_on"],
+    )
+
+
+def calibrate(
+    answerable: Sequence[tuple[float, float]],
+    unanswerable: Sequence[tuple[float, float]],
+    *,
+    name: str,
+    use_similarity: bool = True,
+    false_refusal: float = 0.05,
+    calibrated_on: str = "",
+) -> Gate:
+    """Fit the gate to (similarity, coverage) pairs of answerable and unanswerable questions: logistic
+    regression by gradient descent (balanced classes), threshold at the `false_refusal` quantile of the
+    answerable questions' probabilities."""
+    pos, neg = np.asarray(answerable, dtype=np.float64), np.asarray(unanswerable, dtype=np.float64)
+    x = np.concatenate([pos, neg])
+    if not use_similarity:
+        x[:, 0] = 0.0
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    weight = np.where(y == 1, 0.5 / len(pos), 0.5 / len(neg))
+    design = np.column_stack([x, np.ones(len(x))])
+    w = np.zeros(3)
+    for _ in range(5000):
+        p = 1.0 / (1.0 + np.exp(-design @ w))
+        w -= 2.0 * design.T @ ((p - y) * weight)
+    probs = 1.0 / (1.0 + np.exp(-design[: len(pos)] @ w))
+    threshold = float(np.quantile(probs, false_refusal))
+    return Gate(name, float(w[0]), float(w[1]), float(w[2]), threshold, calibrated_on)
