@@ -18,6 +18,7 @@ _blas.preload()
 from ingest.chunking import ChunkConfig  # noqa: E402
 from ingest.embed import Embedder, MLXEmbedder  # noqa: E402
 from ingest.pipeline import IndexReport, Progress  # noqa: E402
+from rag.chat import Conversation, Turn  # noqa: E402
 from rag.errors import (  # noqa: E402
     EmbedderMismatch,
     IndexNotFound,
@@ -34,7 +35,9 @@ from rag.types import (  # noqa: E402
     Answer,
     DoneEvent,
     Event,
+    Evidence,
     IndexStatus,
+    Sentence,
     Source,
     SourcesEvent,
     ThinkingEvent,
@@ -47,10 +50,12 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "ChunkConfig",
+    "Conversation",
     "DoneEvent",
     "Embedder",
     "EmbedderMismatch",
     "Event",
+    "Evidence",
     "Generator",
     "Index",
     "IndexNotFound",
@@ -66,11 +71,13 @@ __all__ = [
     "Progress",
     "RagError",
     "Reranker",
+    "Sentence",
     "Source",
     "SourcesEvent",
     "ThinkingEvent",
     "Timings",
     "TokenEvent",
+    "Turn",
     "UnsupportedFile",
     "open_index",
 ]

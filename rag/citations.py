@@ -5,6 +5,9 @@ are removed from the text and reported; the answer is split into sentences, each
 cites (a marker right after a sentence's full stop belongs to that sentence); and for every cited
 source the sentence of its text that best supports the citing sentences is picked as the snippet to
 show (most shared words; CJK compared character by character).
+A sentence the model left uncited is attributed to the source that supports it best, when that source
+holds at least MIN_SUPPORT of the sentence's content words: the [n] is added to the text and its
+Evidence says `added=True`, so model-written and checker-added citations stay distinguishable.
 This module does not generate, retrieve or decide refusals.
 """
 
@@ -17,9 +20,12 @@ from dataclasses import dataclass
 from rag.types import Evidence, Sentence, Source
 
 _MARKER = re.compile(r"\s?\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[.!?])(?=\[\d)|(?<=[。！？；])")
+# A sentence ends at . ! ? before a capital, digit, quote or bracket (not inside "Y. pestis" or "e.g. this"),
+# at . ! ? glued to a following [n], and after CJK full stops.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“'‘(\[]|[^\x00-\x7f])|(?<=[.!?])(?=\[\d)|(?<=[。！？；])")
 _LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
 _WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
+MIN_SUPPORT = 0.6
 _STOP = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were what when "
     "where which who why how with did does do not no".split()
@@ -36,8 +42,9 @@ class Checked:
     invalid: tuple[int, ...]
 
 
-def check(text: str, sources: Sequence[Source]) -> Checked:
-    """Validate the [n] markers in `text` against `sources` (numbered from 1)."""
+def check(text: str, sources: Sequence[Source], *, attribute: bool = True) -> Checked:
+    """Validate the [n] markers in `text` against `sources` (numbered from 1); with `attribute`, cite
+    uncited sentences that one source clearly supports."""
     invalid: dict[int, None] = {}
 
     def keep_valid(match: re.Match) -> str:
@@ -53,11 +60,39 @@ def check(text: str, sources: Sequence[Source]) -> Checked:
 
     cleaned = _MARKER.sub(keep_valid, text).strip()
     sentences = split_sentences(cleaned)
+    written = {n for s in sentences for n in s.citations}
+    if attribute:
+        cleaned, sentences = _attribute(cleaned, sentences, sources)
     evidence = []
     for n in dict.fromkeys(n for s in sentences for n in s.citations):
         citing = " ".join(s.text for s in sentences if n in s.citations)
-        evidence.append(Evidence(n, sources[n - 1], best_snippet(sources[n - 1].text, citing)))
+        evidence.append(Evidence(n, sources[n - 1], best_snippet(sources[n - 1].text, citing), n not in written))
     return Checked(cleaned, tuple(sentences), tuple(evidence), tuple(invalid))
+
+
+def support(sentence: str, source_text: str) -> float:
+    """Share of the sentence's content words that occur in the source text."""
+    wanted = set(words(sentence))
+    return len(wanted & set(words(source_text))) / len(wanted) if wanted else 0.0
+
+
+def _attribute(text: str, sentences: list[Sentence], sources: Sequence[Source]) -> tuple[str, list[Sentence]]:
+    """Add [n] to each uncited sentence that one source supports (>= MIN_SUPPORT), in the text too."""
+    out, pieces, cursor = [], [], 0
+    for sentence in sentences:
+        at = text.find(sentence.text, cursor)
+        scores = [support(sentence.text, s.text) for s in sources]
+        best = max(range(len(scores)), key=scores.__getitem__) if scores else -1
+        if sentence.citations or at < 0 or best < 0 or scores[best] < MIN_SUPPORT:
+            out.append(sentence)
+            continue
+        body = sentence.text.rstrip()
+        cut = len(body.rstrip(".!?。！？"))
+        marked = f"{body[:cut]} [{best + 1}]{body[cut:]}" if cut else body
+        pieces += [text[cursor:at], marked]
+        cursor = at + len(sentence.text)
+        out.append(Sentence(marked, (best + 1,)))
+    return "".join(pieces) + text[cursor:], out
 
 
 def split_sentences(text: str) -> list[Sentence]:

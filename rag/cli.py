@@ -21,6 +21,7 @@ from rich.markup import escape
 
 import rag
 from rag import config
+from rag.index import DEFAULT_CONTEXT_TOKENS
 from rag.progress import print_report, progress_reporter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask questions of your own documents, on-device.")
@@ -167,6 +168,21 @@ def watch(
     err.print("Stopped.")
 
 
+WidenOpt = Annotated[int, typer.Option("--widen", help="Add this many neighbouring chunks around each hit.", min=0)]
+ThinkOpt = Annotated[bool, typer.Option("--think/--no-think", help="Let Qwen3 think before answering (slower).")]
+MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", help="Longest answer, in tokens.", min=1)]
+GeneralOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-general/--documents-only",
+        help="Let the model answer from general knowledge when your documents don't cover the question.",
+    ),
+]
+ContextOpt = Annotated[
+    int, typer.Option("--context-tokens", help="Most prompt tokens to spend on sources and question.", min=256)
+]
+
+
 @_command
 def ask(
     question: Annotated[str, typer.Argument(help="Your question.", show_default=False)],
@@ -181,45 +197,71 @@ def ask(
     rerank_model: RerankModelOpt = None,
     path: PathOpt = None,
     file_type: TypeOpt = None,
-    widen: Annotated[
-        int, typer.Option("--widen", help="Add this many neighbouring chunks around each hit.", min=0)
-    ] = 0,
-    think: Annotated[
-        bool, typer.Option("--think/--no-think", help="Let Qwen3 think before answering (slower).")
-    ] = False,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer, in tokens.", min=1)] = 512,
+    widen: WidenOpt = 0,
+    think: ThinkOpt = False,
+    max_tokens: MaxTokensOpt = 512,
+    allow_general: GeneralOpt = False,
+    context_tokens: ContextOpt = DEFAULT_CONTEXT_TOKENS,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer a question from the indexed documents, streaming, then list the sources."""
+    """Answer a question from the indexed documents, streaming, then list the sources it cites."""
     idx, s = _open(index, embed_model, llm, preset, k, rerank_model)
     options = _search_options(mode, rerank, path, file_type)
-    answer = None
     events = idx.stream_answer(
-        question, k=s.k, collection=collection, thinking=think, max_tokens=max_tokens, widen=widen, **options
+        question,
+        k=s.k,
+        collection=collection,
+        thinking=think,
+        max_tokens=max_tokens,
+        widen=widen,
+        allow_general=allow_general,
+        context_tokens=context_tokens,
+        **options,
     )
+    answer = _stream_events(events, quiet=as_json)
+    if as_json:
+        out.print_json(json.dumps(_answer_json(answer)))
+    else:
+        _show_sources(answer)
+
+
+def _stream_events(events, quiet: bool = False) -> rag.Answer:
+    """Print tokens (and thinking, dimmed, on stderr) as they come; return the finished Answer."""
+    answer = None
     for event in events:
-        if isinstance(event, rag.TokenEvent) and not as_json:
+        if isinstance(event, rag.TokenEvent) and not quiet:
             out.print(event.text, end="", markup=False)
-        elif isinstance(event, rag.ThinkingEvent) and not as_json:
+        elif isinstance(event, rag.ThinkingEvent) and not quiet:
             err.print(event.text, end="", style="dim", markup=False)
         elif isinstance(event, rag.DoneEvent):
             answer = event.answer
     assert answer is not None
-    if as_json:
-        out.print_json(json.dumps(_answer_json(answer)))
-        return
+    return answer
+
+
+def _show_sources(answer: rag.Answer) -> None:
+    """After a streamed answer: the verdict on it, its cited sources with their supporting snippets, the
+    other sources, and timings."""
     out.print("\n")
-    cited = set(answer.citations)
+    if answer.refused:
+        err.print(f"[dim]not answered: {escape(answer.refusal_reason)}. Closest sources:[/dim]")
+    if answer.invalid_citations:
+        numbers = ", ".join(f"[{n}]" for n in answer.invalid_citations)
+        err.print(f"[yellow]removed citations that name no source: {numbers}[/yellow]")
+    cited = {e.number: e for e in answer.evidence}
     out.print("[bold]Sources[/bold]")
     for n, source in enumerate(answer.sources, 1):
         mark = "*" if n in cited else " "
         out.print(
             f"{mark}\\[{n}] {escape(source.location)}  [dim](score {source.score:.3f}) {escape(source.path)}[/dim]"
         )
+        if n in cited:
+            out.print(f"      [italic]“{escape(cited[n].snippet)}”[/italic]")
     t = answer.timings
+    cached = f" ({t.cached_prompt_tokens} cached)" if t.cached_prompt_tokens else ""
     err.print(
         f"[dim]retrieval {t.retrieval_ms:.0f} ms · first token {t.first_token_ms / 1000:.1f} s · "
-        f"{t.generated_tokens} tokens at {t.tokens_per_s:.1f} tok/s[/dim]"
+        f"prompt {t.prompt_tokens} tokens{cached} · {t.generated_tokens} tokens at {t.tokens_per_s:.1f} tok/s[/dim]"
     )
 
 
@@ -227,10 +269,74 @@ def _answer_json(answer: rag.Answer) -> dict:
     return {
         "question": answer.question,
         "answer": answer.text,
+        "refused": answer.refused,
+        "refusal_reason": answer.refusal_reason,
         "citations": answer.citations,
+        "invalid_citations": list(answer.invalid_citations),
+        "sentences": [{"text": x.text, "citations": list(x.citations)} for x in answer.sentences],
+        "evidence": [{"n": e.number, "snippet": e.snippet, "location": e.source.location} for e in answer.evidence],
         "sources": [asdict(s) | {"n": n, "location": s.location} for n, s in enumerate(answer.sources, 1)],
         "timings": asdict(answer.timings),
     }
+
+
+CHAT_HELP = "/sources  show the last answer's sources · /reset  forget the conversation · /quit  leave (or Ctrl-D)"
+
+
+@_command
+def chat(
+    index: IndexOpt = None,
+    embed_model: EmbedOpt = None,
+    llm: LlmOpt = None,
+    preset: PresetOpt = None,
+    k: KOpt = None,
+    collection: QueryCollectionOpt = None,
+    mode: ModeOpt = "hybrid",
+    rerank: RerankOpt = None,
+    rerank_model: RerankModelOpt = None,
+    max_tokens: MaxTokensOpt = 512,
+    allow_general: GeneralOpt = False,
+    context_tokens: ContextOpt = DEFAULT_CONTEXT_TOKENS,
+) -> None:
+    """Chat with your documents: follow-up questions are understood in the context of the conversation."""
+    idx, s = _open(index, embed_model, llm, preset, k, rerank_model)
+    options = _search_options(mode, rerank, None, None)
+    conversation = idx.chat(
+        k=s.k,
+        collection=collection,
+        max_tokens=max_tokens,
+        allow_general=allow_general,
+        context_tokens=context_tokens,
+        **options,
+    )
+    err.print(f"[dim]{CHAT_HELP}[/dim]")
+    while True:
+        try:
+            message = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            err.print()
+            return
+        if not message:
+            continue
+        if message in ("/quit", "/exit"):
+            return
+        if message == "/reset":
+            conversation.reset()
+            err.print("[dim]Conversation reset.[/dim]")
+        elif message == "/sources":
+            for n, source in enumerate(conversation.sources, 1):
+                out.print(f"\\[{n}] {escape(source.location)}  [dim]{escape(source.snippet())}[/dim]")
+            if not conversation.sources:
+                err.print("[dim]No answer yet.[/dim]")
+        elif message.startswith("/"):
+            err.print(f"[dim]{CHAT_HELP}[/dim]")
+        else:
+
+            def show(question: str, message: str = message) -> None:
+                if question != message:
+                    err.print(f"[dim]→ {escape(question)}[/dim]")
+
+            _show_sources(_stream_events(conversation.stream(message, on_question=show)))
 
 
 @_command

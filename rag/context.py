@@ -114,7 +114,7 @@ def fit_budget(sources: Sequence[Source], count_tokens, budget: int, per_source_
     kept: list[Source] = []
     used = 0
     for s in sources:
-        need = count_tokens(s.text) + per_source_overhead
+        need = count_tokens(f"{s.location}\n{s.text}") + per_source_overhead  # the prompt labels each source
         if used + need <= budget:
             kept.append(s)
             used += need

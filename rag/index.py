@@ -22,7 +22,8 @@ from ingest.errors import NotInIndex, RagError
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
 from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_collection_name, check_embedder
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
-from rag.citations import check
+from rag.chat import Conversation
+from rag.citations import check, words
 from rag.config import DEFAULT_EMBED_MODEL, PRESETS
 from rag.context import assemble, fit_budget, merge_adjacent, named_document
 from rag.generate import DEFAULT_MAX_TOKENS, Generator, MLXGenerator, elapsed_ms
@@ -296,29 +297,23 @@ class Index:
                 timings = Timings(retrieval_ms=retrieval_ms, total_ms=elapsed_ms(started))
                 yield DoneEvent(Answer(question, text, sources, timings, refused=True, refusal_reason=why))
                 return
-        text: list[str] = []
-        thought: list[str] = []
-        first_token_ms, last = 0.0, None
+        reply = _Reply(started)
         messages = build_messages(question, sources, allow_general=allow_general)
-        for piece in self.generator.stream(messages, max_tokens=max_tokens, thinking=thinking):
-            last = piece
-            if piece.thinking:
-                thought.append(piece.thinking)
-                yield ThinkingEvent(piece.thinking)
-            chunk = piece.text if text else piece.text.lstrip()
-            if chunk:
-                first_token_ms = first_token_ms or elapsed_ms(started)
-                text.append(chunk)
-                yield TokenEvent(chunk)
+        yield from reply.stream(self.generator.stream(messages, max_tokens=max_tokens, thinking=thinking))
+        if reply.degenerate and not allow_general:  # bare [n] markers, no words: ask once more, plainly
+            plain = build_messages(question, sources, plain=True)
+            yield from reply.stream(self.generator.stream(plain, max_tokens=max_tokens, thinking=thinking))
+        last = reply.last
         timings = Timings(
             retrieval_ms=retrieval_ms,
-            first_token_ms=first_token_ms,
+            first_token_ms=reply.first_token_ms,
             total_ms=elapsed_ms(started),
             prompt_tokens=last.prompt_tokens if last else 0,
             cached_prompt_tokens=getattr(last, "cached_tokens", 0) if last else 0,
             generated_tokens=last.generated_tokens if last else 0,
             tokens_per_s=last.generation_tps if last else 0.0,
         )
+        text, thought = reply.text, reply.thought
         raw = "".join(text).rstrip()
         thinking_text = "".join(thought).strip()
         if not allow_general and is_refusal(raw):
@@ -337,6 +332,16 @@ class Index:
                 evidence=checked.evidence,
             )
         yield DoneEvent(answer)
+
+    def chat(self, **ask_options) -> Conversation:
+        """A conversation over this index: follow-ups are rewritten into standalone questions before
+        retrieval; `ask_options` (k, collection, mode, allow_general, ...) apply to every answer.
+
+        >>> chat = index.chat(k=3)  # doctest: +SKIP
+        >>> chat.ask("Which boilers does the manual cover?")  # doctest: +SKIP
+        >>> chat.ask("And how do I reset the second one?")  # doctest: +SKIP
+        """
+        return Conversation(self, **ask_options)
 
     @property
     def gate(self) -> Gate:
@@ -397,6 +402,41 @@ class Index:
     def _check_query_embedder(self, store: Store) -> None:
         if self._embed_spec is not None:
             check_embedder(store.meta, self._embedder_meta(), self.path)
+
+
+class _Reply:
+    """Streams a generator's pieces as events. Answer text is held back until it has a word, so a reply
+    that is nothing but [n] markers is never shown (`degenerate`) and can be asked again."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.text: list[str] = []
+        self.thought: list[str] = []
+        self.first_token_ms = 0.0
+        self.last = None
+        self.degenerate = False
+
+    def stream(self, pieces) -> Iterator[Event]:
+        self.text, held, shown = [], [], False
+        for piece in pieces:
+            self.last = piece
+            if piece.thinking:
+                self.thought.append(piece.thinking)
+                yield ThinkingEvent(piece.thinking)
+            chunk = piece.text if self.text or held else piece.text.lstrip()
+            if not chunk:
+                continue
+            if not shown:
+                held.append(chunk)
+                if not words("".join(held)):
+                    continue
+                chunk, held, shown = "".join(held), [], True
+            self.first_token_ms = self.first_token_ms or elapsed_ms(self.started)
+            self.text.append(chunk)
+            yield TokenEvent(chunk)
+        self.degenerate = not shown and bool(held)
+        if self.degenerate:
+            self.text = held
 
 
 def open_index(

@@ -59,11 +59,13 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Evidence:
-    """A cited source: its number, the source, and the sentence of it that supports the answer."""
+    """A cited source: its number, the source, and the sentence of it that supports the answer.
+    `added`: the citation was attributed by the checker, not written by the model."""
 
     number: int
     source: Source
     snippet: str
+    added: bool = False
 
 
 @dataclass(frozen=True)

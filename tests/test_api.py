@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_public_api_is_curated_and_importable():
     assert sorted(rag.__all__) == sorted(
-        "Answer ChunkConfig DoneEvent Embedder EmbedderMismatch Event Generator Index IndexNotFound "
-        "IndexReport IndexStatus LoadError MLXEmbedder MLXGenerator MLXReranker ModelLoadError NotInIndex Piece Progress RagError Reranker "
-        "Source SourcesEvent ThinkingEvent Timings TokenEvent UnsupportedFile open_index".split()
+        "Answer ChunkConfig Conversation DoneEvent Embedder EmbedderMismatch Event Evidence Generator Index "
+        "IndexNotFound IndexReport IndexStatus LoadError MLXEmbedder MLXGenerator MLXReranker ModelLoadError "
+        "NotInIndex Piece Progress RagError Reranker Sentence Source SourcesEvent ThinkingEvent Timings "
+        "TokenEvent Turn UnsupportedFile open_index".split()
     )
     for name in rag.__all__:
         assert getattr(rag, name) is not None
