@@ -512,6 +512,10 @@ def eval_answers(
         int, typer.Option("--unanswerable", help="Also ask this many questions whose paragraph is removed.", min=0)
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    articles: Annotated[
+        str,
+        typer.Option("--articles", help="Ask questions of all, odd or even articles (odd: held out from calibration)."),
+    ] = "all",
     k: KOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -523,7 +527,7 @@ def eval_answers(
     s = config.resolve(embed_model=embed_model, llm=llm, k=k)
     space = workspace or s.home / "eval" / data.name
     idx = rag.open_index(space / "index", embed_model=s.embed_model, llm=s.llm)
-    plan = ea.plan_questions(data, limit, unanswerable, seed)
+    plan = ea.plan_questions(data, limit, unanswerable, seed, articles)
     with progress_reporter(err) if not as_json else nullcontext() as update:
         reports = ea.index_collections(idx, data, plan, space, progress=update)
     for name, rep in reports.items():

@@ -164,8 +164,21 @@ class Plan:
     removed: set[str]
 
 
-def plan_questions(data: SquadData, limit: int | None = DEFAULT_LIMIT, unanswerable: int = 0, seed: int = 0) -> Plan:
-    """The seeded answerable sample, plus `unanswerable` other questions with their paragraphs removed."""
+ARTICLES = ("all", "odd", "even")
+
+
+def plan_questions(
+    data: SquadData, limit: int | None = DEFAULT_LIMIT, unanswerable: int = 0, seed: int = 0, articles: str = "all"
+) -> Plan:
+    """The seeded answerable sample, plus `unanswerable` other questions with their paragraphs removed.
+    `articles` ("odd"/"even") asks only questions of articles with an odd/even index: the refusal gate
+    shipped in rag/calibration.json was fitted on xquad-en's even articles, so "odd" keeps it held out."""
+    if articles not in ARTICLES:
+        raise RagError(f"unknown article selection '{articles}'", "choose all, odd or even")
+    if articles != "all":
+        parity = 1 if articles == "odd" else 0
+        keep = [q for q in data.questions if int(q.paragraph.split("-")[0]) % 2 == parity]
+        data = SquadData(data.name, data.paragraphs, keep)
     asked = sample_questions(data, limit, seed)
     held, removed = pick_unanswerable(data, unanswerable, seed, exclude={q.id for q in asked})
     return Plan(asked, held, removed)
@@ -217,6 +230,7 @@ def evaluate_answers(
     unanswerable: int = 0,
     seed: int = 0,
     k: int = DEFAULT_K,
+    articles: str = "all",
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerEval:
     """Plan, index and run in one call.
@@ -226,9 +240,10 @@ def evaluate_answers(
         unanswerable: also ask this many questions whose gold paragraph is removed (0 = off).
         seed: sampling seed for both samples.
         k: sources per answer.
+        articles: "all", or only the questions of "odd" / "even" articles (see plan_questions).
         progress: called with (questions done, questions in all) after each question.
     """
-    plan = plan_questions(data, limit, unanswerable, seed)
+    plan = plan_questions(data, limit, unanswerable, seed, articles)
     index_collections(index, data, plan, workspace)
     return run(index, data, plan, workspace, k=k, progress=progress)
 
