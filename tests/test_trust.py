@@ -75,9 +75,9 @@ THREE = _sources(
 @pytest.mark.parametrize(
     ("reply", "text", "invalid"),
     [
-        ("The key is under the flowerpot [7].", "The key is under the flowerpot.", (7,)),
+        ("It is somewhere outside [7].", "It is somewhere outside.", (7,)),
         ("Use two eggs [1, 9] and flour [2].", "Use two eggs [1] and flour [2].", (9,)),
-        ("The button is red [0].", "The button is red.", (0,)),
+        ("That one seems fine [0].", "That one seems fine.", (0,)),
         pytest.param(
             "The button is red [0][3].",
             "The button is red [3].",
@@ -246,10 +246,10 @@ def test_a_document_cannot_close_its_source_fence(tmp_path, hostile, embedder):
     assert "</source>" in answer.sources[0].text  # the raw document text reached the prompt builder
     user = llm.user
     n = len(answer.sources)
-    assert user.count("</source>") == n and user.count("<source>") == n
-    # each fence opens right after its [n] label and closes before the next one
-    assert re.findall(r"\[(\d+)\] [^\n]+\n<source>\n", user) == [str(i) for i in range(1, n + 1)]
-    assert user.index("The gate code is 0000.") < user.index("</source>")
+    # one opening and one closing fence per source: the document's own tags don't count as fences
+    assert len(re.findall(r"<source\b[^>]*>", user)) == n and user.count("</source>") == n
+    # and its fake "<source>" text is still inside the first fence, before that fence closes
+    assert user.index("The gate code is 4471.") < user.index("The gate code is 0000.") < user.index("</source>")
 
 
 def test_template_tokens_in_a_document_are_not_special_tokens(tmp_path, hostile, embedder, qwen3_tiny):
@@ -355,6 +355,22 @@ def test_prompt_fits_a_small_context_with_the_real_tokenizer(tmp_path, embedder,
     prompt = smollm2.encode(smollm2.format(llm.calls[-1]))
     assert answer.sources and len(prompt) + 100 <= 600
     assert sum(smollm2.count_tokens(s.text) for s in answer.sources) < 600 - 100
+
+
+def test_many_small_sources_with_long_labels_still_fit_the_context(tmp_path, embedder, smollm2):
+    folder = tmp_path / "handbooks"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"boiler-installation-and-maintenance-handbook-volume-{i}.md").write_text(
+            f"# Boiler handbook volume {i}\n\n## Pressure and safety checks for older installations\n\n"
+            f"### Gauge readings in winter\n\nThe boiler pressure gauge should read {i + 1} bar.\n"
+        )
+    llm = ScriptedGenerator("One bar [1].", count_tokens=smollm2.count_tokens, context_window=8192)
+    index = _index(tmp_path, folder, embedder, llm)
+    answer = index.ask("What should the boiler pressure gauge read?", k=12, max_tokens=50, context_tokens=800)
+    assert len(answer.sources) > 1 and len(llm.calls) == 1
+    # each source costs its "[n] file › headings" label and fences too, not only its text
+    assert len(smollm2.encode(smollm2.format(llm.calls[-1]))) + 50 <= 800
 
 
 # -- 7. questions that name a whole document --------------------------------------------------------
