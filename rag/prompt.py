@@ -62,14 +62,18 @@ _REFUSALS = (
 )
 
 
-def build_messages(question: str, sources: Sequence[Source], *, allow_general: bool = False) -> list[dict[str, str]]:
-    """System + user messages; source n is labelled [n] with its file and page or heading."""
+def build_messages(
+    question: str, sources: Sequence[Source], *, allow_general: bool = False, plain: bool = False
+) -> list[dict[str, str]]:
+    """System + user messages; source n is labelled [n] with its file and page or heading, then fenced.
+    `plain` asks for a short answer without the citation format (see PLAIN_SYSTEM_PROMPT)."""
     blocks = [
         f"[{n}] {s.location}\n<source>\n{defuse_tags(s.text.strip())}\n</source>" for n, s in enumerate(sources, 1)
     ]
     body = "\n\n".join(blocks) if blocks else "(no sources)"
-    user = f"Sources:\n\n{body}\n\n{REMINDER}\nQuestion: {question.strip()}"
-    system = GENERAL_SYSTEM_PROMPT if allow_general else SYSTEM_PROMPT
+    reminder = PLAIN_REMINDER if plain else REMINDER
+    user = f"Sources:\n\n{body}\n\n{reminder}\nQuestion: {question.strip()}"
+    system = GENERAL_SYSTEM_PROMPT if allow_general else PLAIN_SYSTEM_PROMPT if plain else SYSTEM_PROMPT
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
