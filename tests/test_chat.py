@@ -1,0 +1,127 @@
+"""Chat: follow-ups are rewritten into standalone questions before retrieval, with history and reset —
+through the API (a scripted chat model where the rewrite itself is not under test, the real Qwen2.5 in a
+slow test) and through `rag chat` with the real SmolLM2."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+import rag
+from rag.cli import app
+from rag.generate import Piece
+
+BOILERS = (
+    "# Boilers\n\nThe manual covers two boilers: the Vaillant ecoTEC and the Worcester Greenstar.\n\n"
+    "## Vaillant ecoTEC reset\n\nTo reset the Vaillant ecoTEC, hold the red button for five seconds.\n\n"
+    "## Worcester Greenstar reset\n\nTo reset the Worcester Greenstar, turn the dial to the reset symbol "
+    "for three seconds.\n"
+)
+GARDEN = "# Garden\n\nWater the tomatoes every morning. The hose is kept in the shed behind the greenhouse.\n"
+
+
+class ScriptedChat:
+    """A chat model that answers rewrite prompts with a fixed standalone question and answer prompts
+    with the first sentence of source [1]; it records every prompt it was given."""
+
+    def __init__(self, rewrite: str) -> None:
+        self.rewrite = rewrite
+        self.prompts: list[list[dict]] = []
+
+    def stream(self, messages, *, max_tokens=64, thinking=False):
+        self.prompts.append(list(messages))
+        user = messages[-1]["content"]
+        if "Standalone question:" in user:
+            yield Piece(text=self.rewrite)
+            return
+        first = re.search(r"<source>\n(.+?)\n</source>", user, re.S)
+        lines = [line for line in first.group(1).splitlines() if line and not line.startswith("#")] if first else []
+        yield Piece(text=(lines[0].split(". ")[0].rstrip(".") + " [1].") if lines else "No sources.")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "boilers.md").write_text(BOILERS)
+    (docs / "garden.md").write_text(GARDEN)
+    return docs
+
+
+def test_a_follow_up_is_rewritten_from_the_history_and_retrieves_with_the_rewrite(tmp_path, folder, embedder):
+    model = ScriptedChat(rewrite="Standalone question: How do I reset the Worcester Greenstar boiler?")
+    index = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=model)
+    index.add(folder)
+    chat = index.chat(k=2)
+
+    first = chat.ask("Which boilers does the manual cover?")
+    assert first.question == "Which boilers does the manual cover?"  # the first turn is never rewritten
+    assert len(model.prompts) == 1
+
+    second = chat.ask("And how do I reset the second one?")
+    rewrite_prompt = model.prompts[1][-1]["content"]
+    assert "Which boilers does the manual cover?" in rewrite_prompt  # the history reached the rewriter
+    assert "Vaillant ecoTEC and the Worcester Greenstar" in rewrite_prompt  # with the previous answer
+    assert "And how do I reset the second one?" in rewrite_prompt
+    assert second.question == "How do I reset the Worcester Greenstar boiler?"  # label stripped
+    assert "Worcester Greenstar, turn the dial" in second.sources[0].text
+    answer_prompt = model.prompts[2][-1]["content"]
+    assert "Question: How do I reset the Worcester Greenstar boiler?" in answer_prompt
+    assert [t.message for t in chat.history] == [
+        "Which boilers does the manual cover?",
+        "And how do I reset the second one?",
+    ]
+    assert chat.sources == second.sources
+
+
+def test_reset_forgets_the_history_so_the_next_message_is_asked_as_typed(tmp_path, folder, embedder):
+    model = ScriptedChat(rewrite="Where is the garden hose kept?")
+    index = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=model)
+    index.add(folder)
+    chat = index.chat(k=2)
+    chat.ask("Where is the hose?")
+    chat.reset()
+    assert chat.history == [] and chat.sources == []
+    answer = chat.ask("How often are the tomatoes watered?")
+    assert answer.question == "How often are the tomatoes watered?"
+    assert all("Standalone question:" not in p[-1]["content"] for p in model.prompts)
+
+
+def test_an_empty_rewrite_falls_back_to_the_message(tmp_path, folder, embedder):
+    model = ScriptedChat(rewrite="")
+    index = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=model)
+    index.add(folder)
+    chat = index.chat(k=2)
+    chat.ask("Where is the hose?")
+    assert chat.rewrite("  and the tomatoes?  ") == "and the tomatoes?"
+
+
+@pytest.mark.slow
+def test_the_real_qwen_model_rewrites_a_follow_up(tmp_path, folder, embedder):
+    from tests.conftest import _model
+
+    model = rag.MLXGenerator(str(_model("Qwen2.5-0.5B-Instruct")))
+    index = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=model)
+    index.add(folder)
+    chat = index.chat(k=2, max_tokens=40)
+    chat.ask("Which boilers does the manual cover?")
+    question = chat.rewrite("How do I reset the second one?")
+    assert question != "How do I reset the second one?" and "boiler" in question.lower(), question
+
+
+def test_rag_chat_answers_then_shows_sources_resets_and_quits(tmp_path, folder, minilm_path, smollm2_path):
+    runner = CliRunner()
+    common = ["--index", str(tmp_path / "idx"), "--embed-model", str(minilm_path)]
+    assert runner.invoke(app, ["index", str(folder), *common]).exit_code == 0
+    typed = "Where is the hose kept?\n/sources\n/reset\n/quit\n"
+    result = runner.invoke(app, ["chat", *common, "--llm", str(smollm2_path), "--max-tokens", "32"], input=typed)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    answer, _, after = out.partition("Sources")
+    assert "shed" in answer.lower()
+    assert "garden.md" in after
+    listing = [line.removeprefix("> ") for line in after.splitlines() if line.startswith("> [1] garden.md")]
+    assert listing and "hose" in listing[-1]  # /sources: the last answer's sources with a snippet
+    assert "Conversation reset." in result.stderr
