@@ -11,7 +11,7 @@ This module does not retrieve, prompt for answers or print.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,23 @@ class Turn:
     answer: Answer
 
 
+def standalone_question(generator, history: Sequence[tuple[str, str]], message: str) -> str:
+    """`message` rewritten by the chat model into a question that stands alone, given the earlier
+    (user message, answer) pairs; `message` itself when there is no history or the rewrite is empty."""
+    if not history:
+        return message.strip()
+    lines = []
+    for said, answered in history[-HISTORY_TURNS:]:
+        lines.append(f"User: {said}")
+        lines.append(f"Assistant: {' '.join(answered.split())[:400]}")
+    user = "Conversation:\n" + "\n".join(lines) + f"\n\nLast message: {message.strip()}\n\nStandalone question:"
+    messages = [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
+    pieces = generator.stream(messages, max_tokens=REWRITE_MAX_TOKENS, thinking=False)
+    text = "".join(p.text for p in pieces).strip()
+    question = _LABEL.sub("", text.splitlines()[0] if text else "").strip().strip('"“”').strip()
+    return question or message.strip()
+
+
 class Conversation:
     """A chat with history over `index`; `ask_options` (k, collection, mode, allow_general, ...) apply to
     every answer. Made by `Index.chat()`."""
@@ -59,18 +76,8 @@ class Conversation:
 
     def rewrite(self, message: str) -> str:
         """`message` as a standalone question, given the history (unchanged on the first turn)."""
-        if not self.history:
-            return message.strip()
-        lines = []
-        for turn in self.history[-HISTORY_TURNS:]:
-            lines.append(f"User: {turn.message}")
-            lines.append(f"Assistant: {' '.join(turn.answer.text.split())[:400]}")
-        user = "Conversation:\n" + "\n".join(lines) + f"\n\nLast message: {message.strip()}\n\nStandalone question:"
-        messages = [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": user}]
-        pieces = self.index.generator.stream(messages, max_tokens=REWRITE_MAX_TOKENS, thinking=False)
-        text = "".join(p.text for p in pieces).strip()
-        question = _LABEL.sub("", text.splitlines()[0] if text else "").strip().strip('"“”').strip()
-        return question or message.strip()
+        pairs = [(turn.message, turn.answer.text) for turn in self.history]
+        return standalone_question(self.index.generator, pairs, message)
 
     def stream(self, message: str, on_question: Callable[[str], None] | None = None, **options) -> Iterator[Event]:
         """Rewrite `message` (passing the standalone question to `on_question`, if given), then stream the

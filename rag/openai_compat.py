@@ -64,10 +64,21 @@ class ChatRequest(_Lenient):
     thinking: bool = False
 
     def question(self) -> str | None:
-        """The last user message: each answer is retrieved and written afresh (earlier turns are ignored)."""
+        """The last user message (None if missing or too long)."""
         users = [m.text().strip() for m in self.messages if m.role == "user"]
         question = users[-1] if users else ""
         return question if 0 < len(question) <= MAX_TEXT_CHARS else None
+
+    def history(self) -> list[tuple[str, str]]:
+        """Earlier (user, assistant) exchanges before the last user message, for rewriting a follow-up."""
+        pairs: list[tuple[str, str]] = []
+        last_user = max((i for i, m in enumerate(self.messages) if m.role == "user"), default=0)
+        for m in self.messages[:last_user]:
+            if m.role == "user":
+                pairs.append((m.text().strip(), ""))
+            elif m.role == "assistant" and pairs:
+                pairs[-1] = (pairs[-1][0], m.text().strip())
+        return pairs
 
     def token_limit(self, default: int) -> int:
         return self.max_completion_tokens or self.max_tokens or default

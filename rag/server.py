@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 import rag
 from rag import openai_compat as oa
 from rag._http import ApiError, BodyLimit, add_error_handlers, log, public_message, require_key
+from rag.chat import standalone_question
 from rag.generate import DEFAULT_MAX_TOKENS
 from rag.index import DEFAULT_K
 from rag.worker import ModelWorker
@@ -86,6 +87,9 @@ class Service:
         if question is None:
             message = f"messages need a user message of 1 to {oa.MAX_TEXT_CHARS} characters"
             raise ApiError(400, message, param="messages")
+        history = body.history()
+        if history:  # a follow-up: rewrite it into a standalone question before retrieval
+            question = await self.on_worker(standalone_question, self.index.generator, history, question)
         limit = body.token_limit(self.max_tokens)
         options = dict(k=body.k or self.k, collection=collection, thinking=body.thinking, max_tokens=limit)
         if not body.stream:

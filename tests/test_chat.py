@@ -125,3 +125,29 @@ def test_rag_chat_answers_then_shows_sources_resets_and_quits(tmp_path, folder, 
     listing = [line.removeprefix("> ") for line in after.splitlines() if line.startswith("> [1] garden.md")]
     assert listing and "hose" in listing[-1]  # /sources: the last answer's sources with a snippet
     assert "Conversation reset." in result.stderr
+
+
+def test_the_openai_endpoint_rewrites_a_follow_up_from_the_messages(tmp_path, folder, embedder):
+    import openai
+    from test_server import running
+
+    from rag.server import create_app
+
+    model = ScriptedChat(rewrite="How do I reset the Worcester Greenstar boiler?")
+    index = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=model)
+    index.add(folder)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Which boilers does the manual cover?"},
+        {"role": "assistant", "content": "The Vaillant ecoTEC and the Worcester Greenstar [1]."},
+        {"role": "user", "content": "How do I reset the second one?"},
+    ]
+    with running(create_app(index, max_tokens=32)) as url:
+        with openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120) as client:
+            reply = client.chat.completions.create(model="rag", messages=messages, extra_body={"k": 2})
+    rewrite_prompt = model.prompts[0][-1]["content"]
+    assert "User: Which boilers does the manual cover?" in rewrite_prompt
+    assert "Assistant: The Vaillant ecoTEC and the Worcester Greenstar [1]." in rewrite_prompt
+    assert "Question: How do I reset the Worcester Greenstar boiler?" in model.prompts[1][-1]["content"]
+    assert len(model.prompts) == 2  # one rewrite, one answer
+    assert reply.choices[0].message.content.endswith("[1].")
