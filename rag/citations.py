@@ -6,8 +6,8 @@ cites (a marker right after a sentence's full stop belongs to that sentence); an
 source the sentence of its text that best supports the citing sentences is picked as the snippet to
 show (most shared words; CJK compared character by character).
 A sentence the model left uncited is attributed to the source that supports it best, when that source
-holds at least MIN_SUPPORT of the sentence's content words: the [n] is added to the text and its
-Evidence says `added=True`, so model-written and checker-added citations stay distinguishable.
+holds at least MIN_SUPPORT of the sentence's content words: `Sentence.attributed` and `Evidence.added`
+say so (the answer text is not changed), so model-written and checker-added citations stay apart.
 This module does not generate, retrieve or decide refusals.
 """
 
@@ -26,6 +26,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“'‘(\[]|[^\x00-\x7f])|
 _LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
 _WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
 MIN_SUPPORT = 0.6
+_GLUED = re.compile(r"(?<=[A-Za-z0-9])(?<!\s)\[(?=\d)")  # "red[3]" after a dropped "[0]": "red [3]"
 _STOP = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were what when "
     "where which who why how with did does do not no".split()
@@ -58,11 +59,11 @@ def check(text: str, sources: Sequence[Source], *, attribute: bool = True) -> Ch
         lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
         return f"{lead}[{', '.join(map(str, good))}]"
 
-    cleaned = _MARKER.sub(keep_valid, text).strip()
+    cleaned = _GLUED.sub(" [", _MARKER.sub(keep_valid, text)).strip()
     sentences = split_sentences(cleaned)
     written = {n for s in sentences for n in s.citations}
     if attribute:
-        cleaned, sentences = _attribute(cleaned, sentences, sources)
+        sentences = _attribute(sentences, sources)
     evidence = []
     for n in dict.fromkeys(n for s in sentences for n in s.citations):
         citing = " ".join(s.text for s in sentences if n in s.citations)
@@ -76,23 +77,18 @@ def support(sentence: str, source_text: str) -> float:
     return len(wanted & set(words(source_text))) / len(wanted) if wanted else 0.0
 
 
-def _attribute(text: str, sentences: list[Sentence], sources: Sequence[Source]) -> tuple[str, list[Sentence]]:
-    """Add [n] to each uncited sentence that one source supports (>= MIN_SUPPORT), in the text too."""
-    out, pieces, cursor = [], [], 0
+def _attribute(sentences: list[Sentence], sources: Sequence[Source]) -> list[Sentence]:
+    """Cite each uncited sentence that one source supports (>= MIN_SUPPORT); the text is left as the model
+    wrote it, so the answer reads the same whether it was streamed or returned whole."""
+    out = []
     for sentence in sentences:
-        at = text.find(sentence.text, cursor)
         scores = [support(sentence.text, s.text) for s in sources]
         best = max(range(len(scores)), key=scores.__getitem__) if scores else -1
-        if sentence.citations or at < 0 or best < 0 or scores[best] < MIN_SUPPORT:
+        if sentence.citations or best < 0 or scores[best] < MIN_SUPPORT:
             out.append(sentence)
-            continue
-        body = sentence.text.rstrip()
-        cut = len(body.rstrip(".!?。！？"))
-        marked = f"{body[:cut]} [{best + 1}]{body[cut:]}" if cut else body
-        pieces += [text[cursor:at], marked]
-        cursor = at + len(sentence.text)
-        out.append(Sentence(marked, (best + 1,)))
-    return "".join(pieces) + text[cursor:], out
+        else:
+            out.append(Sentence(sentence.text, (best + 1,), attributed=True))
+    return out
 
 
 def split_sentences(text: str) -> list[Sentence]:

@@ -126,14 +126,16 @@ def fit_budget(sources: Sequence[Source], count_tokens, budget: int, per_source_
 
 
 def named_document(question: str, paths: Sequence[str]) -> str | None:
-    """The indexed document the question names by file name or stem ("summarise boiler-manual.pdf",
-    "summarize the boiler manual"), if exactly one longest match exists; stems shorter than 4 characters
-    don't count."""
+    """The indexed document the question names, if exactly one longest match exists: by its file name
+    with extension ("summarise boiler-manual.pdf"), or by a stem of several words ("summarize the boiler
+    manual"). A one-word stem alone ("time" for time.md) is too common a word to count."""
     flat = _normal(question)
     found: dict[str, int] = {}
     for path in paths:
         name = PurePath(path).name
-        for form in {_normal(name), _normal(PurePath(name).stem)}:
+        stem = _normal(PurePath(name).stem)
+        forms = {_normal(name)} | ({stem} if " " in stem else set())
+        for form in forms:
             if len(form) >= 4 and re.search(rf"(?<!\w){re.escape(form)}(?!\w)", flat):
                 found[path] = max(found.get(path, 0), len(form))
     if not found:

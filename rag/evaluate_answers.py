@@ -5,7 +5,8 @@ Each paragraph is written once as its own text file (`<article index>-<paragraph
 `workspace/corpus` and indexed through the normal `Index.add` path as collection "all", so re-runs reuse
 the index. A seeded sample of questions is asked against "all" and scored with SQuAD's exact match and
 token F1, answer containment (a gold answer occurs, as whole words after normalisation, in the answer),
-citation precision (each [n] in an answer points at a chunk containing a gold answer), false refusals,
+citation precision (each cited source — [n] written by the model, or attributed by the citation checker,
+counted apart too — is a chunk containing a gold answer), false refusals,
 retrieval hits (the gold paragraph among the sources) and latency.
 
 Answers are scored without their [n] citation markers. Refusals count as wrong: a refused answerable
@@ -80,6 +81,8 @@ class AnswerEval:
     unanswerable: int = 0
     refusal_rate: float | None = None  # refused / unanswerable questions; None when none were asked
     unanswerable_p50_ms: float | None = None
+    model_citations: int = 0  # of `citations`, written as [n] by the model (the rest: added by the checker)
+    model_citation_precision: float | None = None
     records_path: str = ""
     records: list[dict] = field(default_factory=list, repr=False)  # also saved in records_path
 
@@ -262,12 +265,13 @@ def _record(kind: str, q: Question, answer: Answer) -> dict:
     said = _MARKERS.sub(" ", answer.text)
     cited = [
         {
-            "n": n,
-            "paragraph": Path(s.path).stem,
-            "chunk_id": s.chunk_id,
-            "contains_answer": contains_answer(s.text, golds),
+            "n": e.number,
+            "paragraph": Path(e.source.path).stem,
+            "chunk_id": e.source.chunk_id,
+            "contains_answer": contains_answer(e.source.text, golds),
+            "added": e.added,  # attributed by the citation checker, not written by the model
         }
-        for n, s in zip(answer.citations, answer.cited_sources, strict=True)
+        for e in answer.evidence
     ]
     t = answer.timings
     return {
@@ -296,6 +300,7 @@ def _aggregate(name: str, records: Sequence[dict], path: str) -> AnswerEval:
     held = [r for r in records if r["kind"] == "unanswerable"]
     answered = [r for r in answerable if not r["refused"]]
     citations = [c["contains_answer"] for r in answered for c in r["cited"]]
+    written = [c["contains_answer"] for r in answered for c in r["cited"] if not c.get("added")]
     first_tokens = [r["first_token_ms"] for r in answerable if r["first_token_ms"] > 0]
     totals = [r["total_ms"] for r in answerable]
     return AnswerEval(
@@ -307,6 +312,8 @@ def _aggregate(name: str, records: Sequence[dict], path: str) -> AnswerEval:
         citation_precision=_mean(citations) if citations else None,
         citations=len(citations),
         citation_coverage=_mean(bool(r["cited"]) for r in answered),
+        model_citations=len(written),
+        model_citation_precision=_mean(written) if written else None,
         false_refusal_rate=_mean(r["refused"] for r in answerable),
         retrieval_hit_rate=_mean(r["retrieval_hit"] for r in answerable),
         first_token_p50_ms=percentile(first_tokens, 50),

@@ -367,7 +367,7 @@ class Index:
         named = named_document(question, list(store.documents(collection)))
         if named:
             whole = merge_adjacent([_source(row, 1.0) for row in store.document_chunks(named, collection)])
-            if whole and len(fit_budget(whole, count, budget)) == len(whole):
+            if whole and fit_budget(whole, count, budget) == whole:  # all of it fits, uncut
                 return whole, True
         ranked = self.context(question, k, widen=widen, collection=collection, **search_options)
         return fit_budget(ranked, count, budget), False

@@ -83,9 +83,13 @@ def defuse_tags(text: str) -> str:
 
 
 def is_refusal(answer: str) -> bool:
-    """True when a model's reply says the sources don't contain the answer (English or Chinese)."""
+    """True when a model's reply opens by saying the sources don't contain the answer (English or
+    Chinese) and cites nothing after that: "the sources give no price, but the key is under the pot [1]"
+    is an answer."""
     flat = " ".join(answer.lower().replace("’", "'").split())
-    return any(phrase in flat for phrase in _REFUSALS)
+    parts = re.split(r"(?<=[.!?。！？])\s*|,\s*but\b|，但", flat, maxsplit=1)
+    rest = parts[1] if len(parts) > 1 else ""
+    return any(phrase in parts[0] for phrase in _REFUSALS) and not re.search(r"\[\d+", rest)
 
 
 def not_found_text(question: str) -> str:

@@ -51,10 +51,12 @@ class Timings:
 
 @dataclass(frozen=True)
 class Sentence:
-    """One sentence of an answer and the source numbers it cites ([n], valid ones only)."""
+    """One sentence of an answer and the source numbers it cites ([n], valid ones only). `attributed`:
+    the model wrote no [n] here and the checker cited the source that supports the sentence."""
 
     text: str
     citations: tuple[int, ...] = ()
+    attributed: bool = False
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ THREE = _sources(
     "Pancakes need two eggs and a cup of flour. Rest the batter for ten minutes before frying.",
     "The boiler reset button is red. Bleed the radiators every October.",
 )
+THREE_RED = 3  # the source saying the reset button is red
 
 
 @pytest.mark.parametrize(
@@ -78,12 +79,7 @@ THREE = _sources(
         ("It is somewhere outside [7].", "It is somewhere outside.", (7,)),
         ("Use two eggs [1, 9] and flour [2].", "Use two eggs [1] and flour [2].", (9,)),
         ("That one seems fine [0].", "That one seems fine.", (0,)),
-        pytest.param(
-            "The button is red [0][3].",
-            "The button is red [3].",
-            (0,),
-            marks=pytest.mark.xfail(strict=True, reason="citations.check drops the space with the removed [0]"),
-        ),
+        ("The button is red [0][3].", "The button is red [3].", (0,)),
         ("Eggs [2; 4] and a red button [3, 3].", "Eggs [2] and a red button [3].", (4,)),
         ("It is red [3].", "It is red [3].", ()),
     ],
@@ -391,11 +387,13 @@ def manual_docs(docs) -> Path:
     return docs
 
 
-def test_named_document_matches_file_name_or_stem():
-    paths = ["/d/boiler-manual.md", "/d/manual.pdf", "/d/house.md"]
+def test_named_document_matches_file_name_or_a_stem_of_several_words():
+    paths = ["/d/boiler-manual.md", "/d/manual.pdf", "/d/house.md", "/d/time.md"]
     assert named_document("Summarise boiler-manual.md", paths) == "/d/boiler-manual.md"
     assert named_document("summarize the boiler manual please", paths) == "/d/boiler-manual.md"
-    assert named_document("What does the manual say?", paths) == "/d/manual.pdf"
+    assert named_document("What does manual.pdf say?", paths) == "/d/manual.pdf"
+    assert named_document("What does the manual say?", paths) is None  # one common word is not a name
+    assert named_document("What time is it in Tokyo?", paths) is None
     assert named_document("Where is the key?", paths) is None
 
 
@@ -412,11 +410,6 @@ def test_summarise_a_named_document_gives_the_model_that_whole_document(tmp_path
         assert other not in user
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Index._answer_sources: the merged whole document is one source, which fit_budget cuts rather than "
-    "drops, so the length check passes and the uncut document is given to the model over the budget",
-)
 def test_a_named_document_too_big_for_the_context_falls_back_to_retrieval(tmp_path, manual_docs, embedder):
     llm = ScriptedGenerator("Mount it on a non-combustible wall [1].")
     index = _index(tmp_path, manual_docs, embedder, llm)
@@ -429,3 +422,15 @@ def test_a_named_document_too_big_for_the_context_falls_back_to_retrieval(tmp_pa
     assert not all(t in text for t in SECTIONS.values())
     # the budget holds: what the model is shown fits 700 tokens with the prompt and a 32-token answer
     assert sum(len(s.text) // 3 + 1 for s in sources) < 700 - 32
+
+
+def test_an_uncited_sentence_is_attributed_to_the_source_that_supports_it_without_changing_the_text():
+    reply = "The reset button on the boiler is red. Something no source says at all."
+    checked = check(reply, THREE)
+    assert checked.text == reply  # the text reads as streamed
+    supported, unsupported = checked.sentences
+    assert supported.attributed and supported.citations == (THREE_RED,)
+    assert not unsupported.attributed and unsupported.citations == ()
+    assert [(e.number, e.added) for e in checked.evidence] == [(THREE_RED, True)]
+    written = check(f"The reset button on the boiler is red [{THREE_RED}].", THREE)
+    assert [(e.number, e.added) for e in written.evidence] == [(THREE_RED, False)]
