@@ -260,6 +260,7 @@ class _Run:
             self.report.removed.extend(sorted(self.gone))
         if self.report.chunks or self.report.removed:
             self.store.sync_text_index()  # full-text search follows the vectors
+            self.store.sync_vector_index()  # ANN index once the table is large enough
         if self.failures != self.failed_before:
             self.store.set_failures(self.collection, self.failures)
         self.report.seconds = time.perf_counter() - self.started
