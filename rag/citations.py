@@ -5,6 +5,9 @@ are removed from the text and reported; the answer is split into sentences, each
 cites (a marker right after a sentence's full stop belongs to that sentence); and for every cited
 source the sentence of its text that best supports the citing sentences is picked as the snippet to
 show (most shared words; CJK compared character by character).
+A model-written [n] is also checked against what its sentence says: a cited source that supports the
+sentence far less than another one does is dropped (`Answer.unsupported_citations`), and a sentence
+citing only sources that don't support it is re-pointed to the one that does.
 A sentence the model left uncited is attributed to the source that supports it best, when that source
 holds at least MIN_SUPPORT of the sentence's content words: `Sentence.attributed` and `Evidence.added`
 say so (the answer text is not changed), so model-written and checker-added citations stay apart.
@@ -26,10 +29,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“'‘(\[]|[^\x00-\x7f])|
 _LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
 _WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
 MIN_SUPPORT = 0.6
+SUPPORT_MARGIN = 0.15
 _GLUED = re.compile(r"(?<=[A-Za-z0-9])(?<!\s)\[(?=\d)")  # "red[3]" after a dropped "[0]": "red [3]"
 _STOP = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were what when "
-    "where which who why how with did does do not no".split()
+    "where which who why how with did does do not no according information provided source sources based "
+    "text".split()
 )
 
 
@@ -41,6 +46,7 @@ class Checked:
     sentences: tuple[Sentence, ...]
     evidence: tuple[Evidence, ...]
     invalid: tuple[int, ...]
+    unsupported: tuple[int, ...] = ()  # valid numbers dropped because their source doesn't say it
 
 
 def check(text: str, sources: Sequence[Source], *, attribute: bool = True) -> Checked:
@@ -61,14 +67,82 @@ def check(text: str, sources: Sequence[Source], *, attribute: bool = True) -> Ch
 
     cleaned = _GLUED.sub(" [", _MARKER.sub(keep_valid, text)).strip()
     sentences = split_sentences(cleaned)
-    written = {n for s in sentences for n in s.citations}
+    cleaned, sentences, unsupported = _verify(cleaned, sentences, sources)
+    written = {n for s in sentences if not s.attributed for n in s.citations}
     if attribute:
         sentences = _attribute(sentences, sources)
     evidence = []
     for n in dict.fromkeys(n for s in sentences for n in s.citations):
         citing = " ".join(s.text for s in sentences if n in s.citations)
         evidence.append(Evidence(n, sources[n - 1], best_snippet(sources[n - 1].text, citing), n not in written))
-    return Checked(cleaned, tuple(sentences), tuple(evidence), tuple(invalid))
+    return Checked(cleaned, tuple(sentences), tuple(evidence), tuple(invalid), unsupported)
+
+
+def _verify(
+    text: str, sentences: list[Sentence], sources: Sequence[Source]
+) -> tuple[str, list[Sentence], tuple[int, ...]]:
+    """Check each model-written citation against what its sentence says. When the sentence's best
+    supported source holds >= MIN_SUPPORT of its words: cited sources that support it much less
+    (by more than SUPPORT_MARGIN) are dropped, and if none of the cited ones reaches MIN_SUPPORT the
+    citation is re-pointed to the supporting source (as an attributed citation). A sentence no source
+    supports keeps its citations (it can't be verified either way). Dropped markers leave the text."""
+    out, dropped_all, pieces, cursor = [], {}, [], 0
+    for sentence in sentences:
+        if not sentence.citations:
+            out.append(sentence)
+            continue
+        scores = [support(sentence.text, s.text) for s in sources]
+        best = max(range(len(scores)), key=scores.__getitem__)
+        claims = _claims(sentence.text)
+        cited = {n: support(claims.get(n) or sentence.text, sources[n - 1].text) for n in sentence.citations}
+        cited_best = max(cited.values())
+        if max(scores[best], cited_best) < MIN_SUPPORT:
+            out.append(sentence)
+            continue
+        if cited_best < MIN_SUPPORT:
+            keep, new = (), Sentence("", (best + 1,), attributed=True)
+        else:
+            keep = tuple(n for n in sentence.citations if cited[n] >= cited_best - SUPPORT_MARGIN)
+            new = None
+        dropped = [n for n in sentence.citations if n not in keep]
+        if not dropped:
+            out.append(sentence)
+            continue
+        for n in dropped:
+            dropped_all.setdefault(n)
+        at = text.find(sentence.text, cursor)
+        body = _strip_markers(sentence.text, keep)
+        if at >= 0:
+            pieces += [text[cursor:at], body]
+            cursor = at + len(sentence.text)
+        out.append(Sentence(body, new.citations, True) if new else Sentence(body, keep))
+    return "".join(pieces) + text[cursor:], out, tuple(dropped_all)
+
+
+def _claims(sentence: str) -> dict[int, str]:
+    """For each [n] in a sentence, the words written between the previous marker and it, when there are
+    content words there ("Eggs [2] and a red button [3]"); a citation without its own clause ("according
+    to sources [1] and [2], …") is checked against the whole sentence."""
+    claims: dict[int, str] = {}
+    start = 0
+    for match in _MARKER.finditer(sentence):
+        clause = sentence[start : match.start()]
+        start = match.end()
+        if words(clause):
+            for n in (int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))):
+                claims.setdefault(n, clause)
+    return claims
+
+
+def _strip_markers(text: str, keep: Sequence[int]) -> str:
+    def only_kept(match: re.Match) -> str:
+        numbers = [n for n in (int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))) if n in keep]
+        if not numbers:
+            return ""
+        lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
+        return f"{lead}[{', '.join(map(str, numbers))}]"
+
+    return _GLUED.sub(" [", _MARKER.sub(only_kept, text)).strip()
 
 
 def support(sentence: str, source_text: str) -> float:

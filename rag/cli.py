@@ -248,6 +248,9 @@ def _show_sources(answer: rag.Answer) -> None:
     if answer.invalid_citations:
         numbers = ", ".join(f"[{n}]" for n in answer.invalid_citations)
         err.print(f"[yellow]removed citations that name no source: {numbers}[/yellow]")
+    if answer.unsupported_citations:
+        numbers = ", ".join(f"[{n}]" for n in answer.unsupported_citations)
+        err.print(f"[yellow]removed citations whose source doesn't say that: {numbers}[/yellow]")
     cited = {e.number: e for e in answer.evidence}
     out.print("[bold]Sources[/bold]")
     for n, source in enumerate(answer.sources, 1):
@@ -273,8 +276,14 @@ def _answer_json(answer: rag.Answer) -> dict:
         "refusal_reason": answer.refusal_reason,
         "citations": answer.citations,
         "invalid_citations": list(answer.invalid_citations),
-        "sentences": [{"text": x.text, "citations": list(x.citations)} for x in answer.sentences],
-        "evidence": [{"n": e.number, "snippet": e.snippet, "location": e.source.location} for e in answer.evidence],
+        "unsupported_citations": list(answer.unsupported_citations),
+        "sentences": [
+            {"text": x.text, "citations": list(x.citations), "attributed": x.attributed} for x in answer.sentences
+        ],
+        "evidence": [
+            {"n": e.number, "snippet": e.snippet, "location": e.source.location, "added": e.added}
+            for e in answer.evidence
+        ],
         "sources": [asdict(s) | {"n": n, "location": s.location} for n, s in enumerate(answer.sources, 1)],
         "timings": asdict(answer.timings),
     }

@@ -297,10 +297,15 @@ class Index:
                 timings = Timings(retrieval_ms=retrieval_ms, total_ms=elapsed_ms(started))
                 yield DoneEvent(Answer(question, text, sources, timings, refused=True, refusal_reason=why))
                 return
-        reply = _Reply(started)
+        reply = _Reply(started, {w for s in sources for w in words(s.location)})
         messages = build_messages(question, sources, allow_general=allow_general)
         yield from reply.stream(self.generator.stream(messages, max_tokens=max_tokens, thinking=thinking))
-        if reply.degenerate and not allow_general:  # bare [n] markers, no words: ask once more, plainly
+        retry = reply.degenerate  # bare [n] markers / source labels, no words
+        # the model says "not in the sources" where retrieval is surer than for 95% of unanswerable questions
+        retry = retry or (
+            is_refusal("".join(reply.text)) and self.gate.probability(question, sources) > self.gate.confident
+        )
+        if retry and not allow_general and not whole:  # ask once more, plainly, without the citation format
             plain = build_messages(question, sources, plain=True)
             yield from reply.stream(self.generator.stream(plain, max_tokens=max_tokens, thinking=thinking))
         last = reply.last
@@ -328,6 +333,7 @@ class Index:
                 timings,
                 thinking_text,
                 invalid_citations=checked.invalid,
+                unsupported_citations=checked.unsupported,
                 sentences=checked.sentences,
                 evidence=checked.evidence,
             )
@@ -408,8 +414,9 @@ class _Reply:
     """Streams a generator's pieces as events. Answer text is held back until it has a word, so a reply
     that is nothing but [n] markers is never shown (`degenerate`) and can be asked again."""
 
-    def __init__(self, started: float) -> None:
+    def __init__(self, started: float, labels: set[str] = frozenset()) -> None:
         self.started = started
+        self.labels = labels  # words of the sources' labels: "[1] 15-0.txt" is no answer either
         self.text: list[str] = []
         self.thought: list[str] = []
         self.first_token_ms = 0.0
@@ -428,7 +435,7 @@ class _Reply:
                 continue
             if not shown:
                 held.append(chunk)
-                if not words("".join(held)):
+                if not set(words("".join(held))) - self.labels:
                     continue
                 chunk, held, shown = "".join(held), [], True
             self.first_token_ms = self.first_token_ms or elapsed_ms(self.started)

@@ -41,6 +41,7 @@ class Gate:
     bias: float
     threshold: float
     calibrated_on: str = ""
+    confident: float = 2.0  # P above which the sources surely hold an answer (2.0: never)
 
     def probability(self, question: str, sources: Sequence[Source]) -> float:
         return self.probability_of(*features(question, sources))
@@ -95,7 +96,8 @@ def calibrate(
 ) -> Gate:
     """Fit the gate to (similarity, coverage) pairs of answerable and unanswerable questions: logistic
     regression by gradient descent (balanced classes), threshold at the `false_refusal` quantile of the
-    answerable questions' probabilities."""
+    answerable questions' probabilities, and `confident` at the 95th percentile of the unanswerable
+    questions' probabilities (above it, a model's "not in the sources" is asked again)."""
     pos, neg = np.asarray(answerable, dtype=np.float64), np.asarray(unanswerable, dtype=np.float64)
     x = np.concatenate([pos, neg])
     if not use_similarity:
@@ -107,6 +109,7 @@ def calibrate(
     for _ in range(5000):
         p = 1.0 / (1.0 + np.exp(-design @ w))
         w -= 2.0 * design.T @ ((p - y) * weight)
-    probs = 1.0 / (1.0 + np.exp(-design[: len(pos)] @ w))
-    threshold = float(np.quantile(probs, false_refusal))
-    return Gate(name, float(w[0]), float(w[1]), float(w[2]), threshold, calibrated_on)
+    probs = 1.0 / (1.0 + np.exp(-design @ w))
+    threshold = float(np.quantile(probs[: len(pos)], false_refusal))
+    confident = float(np.quantile(probs[len(pos) :], 0.95))
+    return Gate(name, float(w[0]), float(w[1]), float(w[2]), threshold, calibrated_on, confident)

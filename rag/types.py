@@ -82,6 +82,7 @@ class Answer:
     refused: bool = False  # True: "not found in your documents" (retrieval gate or the model said so)
     refusal_reason: str = ""
     invalid_citations: tuple[int, ...] = ()  # [n] markers the model wrote that name no given source
+    unsupported_citations: tuple[int, ...] = ()  # [n] dropped: that source doesn't say what the sentence says
     sentences: tuple[Sentence, ...] = ()  # the answer split into sentences, each with what it cites
     evidence: tuple[Evidence, ...] = ()  # each cited source with its supporting snippet
 

@@ -77,7 +77,7 @@ THREE_RED = 3  # the source saying the reset button is red
     ("reply", "text", "invalid"),
     [
         ("It is somewhere outside [7].", "It is somewhere outside.", (7,)),
-        ("Use two eggs [1, 9] and flour [2].", "Use two eggs [1] and flour [2].", (9,)),
+        ("Use a spoon [1, 9] and a fork [2].", "Use a spoon [1] and a fork [2].", (9,)),
         ("That one seems fine [0].", "That one seems fine.", (0,)),
         ("The button is red [0][3].", "The button is red [3].", (0,)),
         ("Eggs [2; 4] and a red button [3, 3].", "Eggs [2] and a red button [3].", (4,)),
@@ -89,6 +89,21 @@ def test_wrong_citation_numbers_are_removed_and_listed(reply, text, invalid):
     assert checked.text == text
     assert checked.invalid == invalid
     assert all(1 <= n <= 3 for s in checked.sentences for n in s.citations)
+
+
+def test_a_citation_whose_source_does_not_say_it_is_dropped_or_re_pointed():
+    # [1] is about keys, [2] about pancakes: the sentence is what source 2 says
+    both = check("Pancakes need two eggs and a cup of flour [1, 2].", THREE)
+    assert both.text == "Pancakes need two eggs and a cup of flour [2]."
+    assert both.unsupported == (1,) and both.sentences[0].citations == (2,)
+    wrong = check("Pancakes need two eggs and a cup of flour [1].", THREE)
+    assert wrong.text == "Pancakes need two eggs and a cup of flour."  # the wrong marker leaves the text
+    assert wrong.unsupported == (1,)
+    assert wrong.sentences[0].citations == (2,) and wrong.sentences[0].attributed
+    assert [(e.number, e.added) for e in wrong.evidence] == [(2, True)]
+    # nothing supports a sentence: its citation can't be verified either way and stays
+    kept = check("Something entirely different [1].", THREE)
+    assert kept.text == "Something entirely different [1]." and kept.unsupported == ()
 
 
 def test_sentences_carry_their_citations_and_a_marker_after_the_full_stop_counts_for_the_sentence_before():
