@@ -1,7 +1,7 @@
 """Ingest throughput with a per-stage breakdown, and the same chunks embedded by sentence-transformers.
 
-    python bench/ingest.py [--data ../shared/data/tldr/en] [--limit 1000] [--peer-chunks 300] [--repeat 3] [--json]
-    python bench/ingest.py --data ../shared/data/scifact --limit 1000      # BEIR folder or corpus.jsonl
+    python bench/ingest_speed.py [--data ../shared/data/tldr/en] [--limit 1000] [--peer-chunks 300] [--repeat 3] [--json]
+    python bench/ingest_speed.py --data ../shared/data/scifact --limit 1000      # BEIR folder or corpus.jsonl
 
 1. The real pipeline (`ingest.pipeline.index_paths`) indexes the files into a fresh LanceDB index in a
    temp folder. The stages are timed from outside by wrapping the functions the pipeline calls (load,
@@ -33,15 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-# This file is named ingest.py: drop its folder from the path so `import ingest` finds the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-import rag  # noqa: E402, F401  (before mlx: loads the fast BLAS)
-from ingest import pipeline  # noqa: E402
-from ingest._blas import status as blas_status  # noqa: E402
-from ingest.chunking import ChunkConfig  # noqa: E402
-from ingest.discover import discover  # noqa: E402
-from ingest.embed import MLXEmbedder  # noqa: E402
-from ingest.store import Store  # noqa: E402
+import rag  # noqa: F401  (before mlx: loads the fast BLAS)
+from ingest import embed as embed_module
+from ingest import pipeline
+from ingest._blas import status as blas_status
+from ingest.chunking import ChunkConfig
+from ingest.discover import discover
+from ingest.embed import MLXEmbedder
+from ingest.store import Store
 
 DEFAULT_DATA = "/work/shared/data/tldr/en"
 DEFAULT_MODEL = "~/.cache/rag-test-models/all-MiniLM-L6-v2"
@@ -228,6 +227,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads (MLX uses one CPU stream per core)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-peer", action="store_true", help="skip the sentence-transformers comparison")
+    p.add_argument("--stock-kernels", action="store_true", help="keep the model's own softmax/GELU (for before/after)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--peer-child", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -239,6 +239,8 @@ def main() -> None:
         files = corpus_files(Path(args.data).expanduser(), workdir)
         if args.limit and args.limit < len(files):
             files = sorted(random.Random(args.seed).sample(files, args.limit))
+        if args.stock_kernels:
+            embed_module._fast_cpu_bert = lambda model: False
         embedder = MLXEmbedder(os.path.expanduser(args.embed_model))
         ingest, texts = run_pipeline(files, embedder, workdir)
         result = {

@@ -13,6 +13,7 @@ This module does not chunk, store or search.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -31,6 +32,9 @@ from ingest.models import cast_for_cpu, fingerprint, read_config, resolve_model
 _blas.preload()
 
 DEFAULT_BATCH_TOKENS = 8192  # tokens per forward pass (batch rows x padded length)
+# On the CPU, smaller batches keep each layer's temporaries in cache: 1024 tokens (512 per stream) embedded
+# SciFact abstracts 1.5x faster than 8192 with the fused kernels below (12.7 vs 8.2 texts/s, 2 cores).
+DEFAULT_CPU_BATCH_TOKENS = 1024
 DEFAULT_MAX_BATCH = 64
 MAX_CPU_STREAMS = 4
 QWEN3_QUERY_INSTRUCTION = "Given a question, retrieve passages from the user's documents that answer it"
@@ -62,10 +66,11 @@ class MLXEmbedder:
 
     Args:
         spec: hub id (e.g. "mlx-community/Qwen3-Embedding-0.6B-8bit") or a local folder.
-        batch_tokens: upper bound on rows x padded length per forward pass. Default 8192.
+        batch_tokens: upper bound on rows x padded length per forward pass, split across the CPU
+            streams. Default 8192 on a GPU, 1024 on the CPU.
     """
 
-    def __init__(self, spec: str, batch_tokens: int = DEFAULT_BATCH_TOKENS) -> None:
+    def __init__(self, spec: str, batch_tokens: int | None = None) -> None:
         self._folder = resolve_model(spec, kind="embedding model", env_var="RAG_EMBED_MODEL", flag="--embed-model")
         config = read_config(self._folder)
         self.id = spec
@@ -141,7 +146,8 @@ class MLXEmbedder:
         ids = [e.ids for e in self._embed_tok.encode_batch(list(texts))]
         order = np.argsort([len(x) for x in ids], kind="stable")
         streams = self._streams()
-        batches = _batches([ids[i] for i in order], self.batch_tokens // len(streams))
+        budget = self.batch_tokens or (DEFAULT_CPU_BATCH_TOKENS if streams[0] is not None else DEFAULT_BATCH_TOKENS)
+        batches = _batches([ids[i] for i in order], max(1, budget // len(streams)))
         parts: list[np.ndarray] = []
         for start in range(0, len(batches), len(streams)):
             outs = []
@@ -246,15 +252,11 @@ def _gelu_from_erfc(x, poly, gauss):
     return x * (0.5 + 0.5 * ((1.0 - poly * gauss) * x * mx.reciprocal(mx.abs(x) + 1e-30)))
 
 
-_COMPILED: dict = {}
-
-
+@functools.cache
 def _kernel(fn):
-    if fn not in _COMPILED:
-        import mlx.core as mx
+    import mlx.core as mx
 
-        _COMPILED[fn] = mx.compile(fn)
-    return _COMPILED[fn]
+    return mx.compile(fn)
 
 
 def fast_exp(x):
@@ -295,7 +297,8 @@ def _fast_cpu_bert(model) -> bool:
         return False
     for layer in layers:
         act = layer.intermediate.intermediate_act_fn
-        if type(layer.attention.self) is not bert.BertSelfAttention or type(act) is not nn.GELU:
+        exact_gelu = type(act) is nn.GELU and getattr(act, "_approx", None) == "none"
+        if type(layer.attention.self) is not bert.BertSelfAttention or not exact_gelu:
             return False
     for layer in layers:
         layer.attention.self.__class__ = _fast_self_attention_class()
@@ -303,6 +306,7 @@ def _fast_cpu_bert(model) -> bool:
     return True
 
 
+@functools.cache
 def _fast_self_attention_class():
     from mlx_embeddings.models import bert
 
@@ -321,9 +325,7 @@ def _fast_self_attention_class():
             context = fast_softmax(scores) @ v
             return context.transpose(0, 2, 1, 3).reshape(b, length, heads * size)
 
-    if "attention" not in _COMPILED:
-        _COMPILED["attention"] = FastBertSelfAttention
-    return _COMPILED["attention"]
+    return FastBertSelfAttention
 
 
 class _FastGELU:
