@@ -75,14 +75,8 @@ def gate_for(embedder_id: str) -> Gate:
     entry = table.get(name) or table.get(COVERAGE_ONLY)
     if entry is None:
         return Gate(COVERAGE_ONLY, 0.0, 0.0, 1.0, 0.0)  # uncalibrated: never refuses before generating
-    return Gate(
-        entry["name"],
-        entry["w_similarity"],
-        entry["w_coverage"],
-        entry["bias"],
-        entry["threshold"],
-        entry["calibrated_on"],
-    )
+    fields = ("name", "w_similarity", "w_coverage", "bias", "threshold", "calibrated_on", "confident")
+    return Gate(**{key: entry[key] for key in fields if key in entry})
 
 
 def calibrate(

@@ -9,6 +9,7 @@ index does with a given reply, which prompt it builds, whether the model was ask
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,14 @@ import rag
 from rag.citations import check
 from rag.context import fit_budget, named_document
 from rag.generate import MLXGenerator, Piece
-from rag.prompt import GENERAL_SYSTEM_PROMPT, NOT_FOUND, NOT_FOUND_ZH, SYSTEM_PROMPT, build_messages
+from rag.prompt import (
+    GENERAL_SYSTEM_PROMPT,
+    NOT_FOUND,
+    NOT_FOUND_ZH,
+    PLAIN_SYSTEM_PROMPT,
+    SYSTEM_PROMPT,
+    build_messages,
+)
 from rag.types import Source
 
 ABSENT = "What is the boiling point of liquid nitrogen in Kelvin?"
@@ -218,7 +226,12 @@ def test_model_saying_the_sources_lack_the_answer_is_a_refusal(tmp_path, docs, e
     llm = ScriptedGenerator(reply)
     index = _index(tmp_path, docs, embedder, llm)
     answer = index.ask(question, k=3)
-    assert len(llm.calls) == 1
+    # where retrieval is surer than for 95% of unanswerable calibration questions, the model is asked
+    # once more with the plain prompt; a second refusal stands
+    sure = index.gate.probability(question, answer.sources) > index.gate.confident
+    assert len(llm.calls) == (2 if sure else 1)
+    if sure:
+        assert llm.calls[1][0]["content"] == PLAIN_SYSTEM_PROMPT
     assert answer.refused and answer.text == expected
     assert "model" in answer.refusal_reason
     assert answer.sources
@@ -449,3 +462,29 @@ def test_an_uncited_sentence_is_attributed_to_the_source_that_supports_it_withou
     assert [(e.number, e.added) for e in checked.evidence] == [(THREE_RED, True)]
     written = check(f"The reset button on the boiler is red [{THREE_RED}].", THREE)
     assert [(e.number, e.added) for e in written.evidence] == [(THREE_RED, False)]
+
+
+def test_the_shipped_calibration_loads_with_every_field():
+    from rag.refusal import CALIBRATION_FILE, gate_for
+
+    stored = json.loads(CALIBRATION_FILE.read_text())["all-MiniLM-L6-v2"]
+    gate = gate_for("/models/all-MiniLM-L6-v2")
+    assert gate.threshold == stored["threshold"] and gate.confident == stored["confident"]
+    assert 0 < gate.threshold < gate.confident < 1
+    assert gate_for("some/other-embedder").name == "coverage-only"
+
+
+class _RefusesThenAnswers(ScriptedGenerator):
+    def stream(self, messages, *, max_tokens=512, thinking=False):
+        self.reply = "I couldn't find that in your documents." if not self.calls else "Under the blue flowerpot."
+        yield from super().stream(messages, max_tokens=max_tokens, thinking=thinking)
+
+
+def test_a_refusal_where_retrieval_is_sure_is_asked_again_and_the_second_answer_counts(tmp_path, docs, embedder):
+    llm = _RefusesThenAnswers()
+    index = _index(tmp_path, docs, embedder, llm)
+    answer = index.ask("Where is the spare key hidden?", k=3)
+    assert index.gate.probability(answer.question, answer.sources) > index.gate.confident
+    assert len(llm.calls) == 2 and llm.calls[1][0]["content"] == PLAIN_SYSTEM_PROMPT
+    assert not answer.refused and answer.text == "Under the blue flowerpot."
+    assert answer.sentences[0].citations  # attributed to the source that says it
