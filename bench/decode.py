@@ -23,10 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import mlx.core as mx  # noqa: E402
-import numpy as np  # noqa: E402
-
-import rag  # noqa: E402,F401  (preloads the BLAS before mlx)
+import rag  # noqa: E402,F401  (first: it preloads the fast BLAS, which must happen before mlx loads)
 from rag.generate import MLXGenerator  # noqa: E402
 
 PROMPT_WORDS = "The boiler manual explains how to reset the heating system after a power cut. " * 40
@@ -34,6 +31,9 @@ PROMPT_WORDS = "The boiler manual explains how to reset the heating system after
 
 def read_bandwidth(mbytes: int = 1024) -> dict[str, float]:
     """GB/s reading a float32 buffer of `mbytes` MB: MLX matrix-vector product and numpy sum (best of 5)."""
+    import mlx.core as mx  # here, not at the top: an import sorter would put it before `import rag`
+    import numpy as np
+
     cols = 4096
     rows = mbytes * 1024 * 1024 // (4 * cols)
     w = mx.random.normal((rows, cols), dtype=mx.float32)
