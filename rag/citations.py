@@ -17,7 +17,7 @@ This module does not generate, retrieve or decide refusals.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.types import Evidence, Sentence, Source
@@ -53,19 +53,7 @@ def check(text: str, sources: Sequence[Source], *, attribute: bool = True) -> Ch
     """Validate the [n] markers in `text` against `sources` (numbered from 1); with `attribute`, cite
     uncited sentences that one source clearly supports."""
     invalid: dict[int, None] = {}
-
-    def keep_valid(match: re.Match) -> str:
-        numbers = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
-        good = [n for n in dict.fromkeys(numbers) if 1 <= n <= len(sources)]
-        for n in numbers:
-            if n not in good:
-                invalid.setdefault(n)
-        if not good:
-            return ""
-        lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
-        return f"{lead}[{', '.join(map(str, good))}]"
-
-    cleaned = _GLUED.sub(" [", _MARKER.sub(keep_valid, text)).strip()
+    cleaned = _filter_markers(text, lambda n: 1 <= n <= len(sources), invalid)
     sentences = split_sentences(cleaned)
     cleaned, sentences, unsupported = _verify(cleaned, sentences, sources)
     written = {n for s in sentences if not s.attributed for n in s.citations}
@@ -111,7 +99,7 @@ def _verify(
         for n in dropped:
             dropped_all.setdefault(n)
         at = text.find(sentence.text, cursor)
-        body = _strip_markers(sentence.text, keep)
+        body = _filter_markers(sentence.text, keep.__contains__)
         if at >= 0:
             pieces += [text[cursor:at], body]
             cursor = at + len(sentence.text)
@@ -129,20 +117,32 @@ def _claims(sentence: str) -> dict[int, str]:
         clause = sentence[start : match.start()]
         start = match.end()
         if words(clause):
-            for n in (int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))):
+            for n in _marker_numbers(match):
                 claims.setdefault(n, clause)
     return claims
 
 
-def _strip_markers(text: str, keep: Sequence[int]) -> str:
-    def only_kept(match: re.Match) -> str:
-        numbers = [n for n in (int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))) if n in keep]
-        if not numbers:
+def _filter_markers(text: str, keep: Callable[[int], bool], dropped: dict[int, None] | None = None) -> str:
+    """`text` with only the [n] numbers that `keep` accepts (a marker left empty disappears with its
+    space); the others are added to `dropped`."""
+
+    def rewrite(match: re.Match) -> str:
+        numbers = _marker_numbers(match)
+        kept = [n for n in dict.fromkeys(numbers) if keep(n)]
+        if dropped is not None:
+            for n in numbers:
+                if n not in kept:
+                    dropped.setdefault(n)
+        if not kept:
             return ""
         lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
-        return f"{lead}[{', '.join(map(str, numbers))}]"
+        return f"{lead}[{', '.join(map(str, kept))}]"
 
-    return _GLUED.sub(" [", _MARKER.sub(only_kept, text)).strip()
+    return _GLUED.sub(" [", _MARKER.sub(rewrite, text)).strip()
+
+
+def _marker_numbers(match: re.Match) -> list[int]:
+    return [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
 
 
 def support(sentence: str, source_text: str) -> float:
@@ -196,4 +196,4 @@ def words(text: str) -> list[str]:
 
 
 def _numbers(text: str) -> list[int]:
-    return [int(x) for m in _MARKER.finditer(text) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+    return [n for m in _MARKER.finditer(text) for n in _marker_numbers(m)]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.citations import words
+from rag.citations import support
 from rag.types import Source
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -54,8 +54,8 @@ class Gate:
         """(refuse?, a one-line reason with the numbers)."""
         if not sources:
             return True, "no sources were retrieved"
-        p = self.probability(question, sources)
         sim, cov = features(question, sources)
+        p = self.probability_of(sim, cov)
         why = f"relevance {p:.2f} < {self.threshold:.2f} (similarity {sim:.2f}, coverage {cov:.2f}; gate {self.name})"
         return p < self.threshold, why if p < self.threshold else ""
 
@@ -63,8 +63,7 @@ class Gate:
 def features(question: str, sources: Sequence[Source]) -> tuple[float, float]:
     """(best cosine similarity, best share of the question's content words in one source)."""
     sims = [s.similarity for s in sources if s.similarity is not None]
-    wanted = set(words(question))
-    cov = max((len(wanted & set(words(s.text))) / len(wanted) for s in sources), default=0.0) if wanted else 0.0
+    cov = max((support(question, s.text) for s in sources), default=0.0)
     return (max(sims) if sims else 0.0), cov
 
 
