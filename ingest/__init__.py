@@ -6,12 +6,14 @@ embed (chunks -> vectors, MLX), store (LanceDB rows + provenance, atomic per bat
 incremental run with a per-file report), watch (re-run it as files change).
 ingest never imports rag; rag reads what ingest writes.
 
-Importing this package first loads an optimized BLAS for MLX on Linux (see ingest/_blas.py).
+Importing this package first loads an optimized BLAS for MLX on Linux (see ingest/_blas.py) and keeps
+MLX's large CPU temporaries in the heap (see ingest/_malloc.py).
 """
 
-from ingest import _blas
+from ingest import _blas, _malloc
 
 _blas.preload()
+_malloc.tune()
 
 from ingest.chunking import ChunkConfig  # noqa: E402
 from ingest.pipeline import IndexReport, Progress, index_paths  # noqa: E402
