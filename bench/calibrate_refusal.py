@@ -60,7 +60,9 @@ def main() -> None:
     what = f"{args.file.name}: {len(cal['yes'])} questions of the even articles, k={args.k}, gold paragraph dropped for the negatives"
     name = Path(args.embed_model.rstrip("/")).name
     gates = {
-        name: calibrate(cal["yes"], cal["no"], name=name, false_refusal=args.false_refusal, calibrated_on=what),
+        name: calibrate(
+            cal["yes"], cal["no"], name=name, false_refusal=args.false_refusal, calibrated_on=what, k=args.k
+        ),
         COVERAGE_ONLY: calibrate(
             cal["yes"],
             cal["no"],
@@ -68,6 +70,7 @@ def main() -> None:
             use_similarity=False,
             false_refusal=args.false_refusal,
             calibrated_on=what,
+            k=args.k,
         ),
     }
     report = {}

@@ -286,11 +286,11 @@ class Index:
         self.embedder, self.generator  # load both models before the clock starts  # noqa: B018
         started = time.perf_counter()
         budget = self._source_budget(question, max_tokens, context_tokens)
-        sources, whole = self._answer_sources(question, k, widen, collection, budget, search_options)
+        sources, judged, whole = self._answer_sources(question, k, widen, collection, budget, search_options)
         retrieval_ms = elapsed_ms(started)
         yield SourcesEvent(sources)
         if not allow_general and not whole:
-            refuse, why = self.gate.refuses(question, sources)
+            refuse, why = self.gate.refuses(question, judged)
             if refuse:
                 text = not_found_text(question)
                 yield TokenEvent(text)
@@ -303,7 +303,7 @@ class Index:
         retry = reply.degenerate  # bare [n] markers / source labels, no words
         # the model says "not in the sources" where retrieval is surer than for 95% of unanswerable questions
         retry = retry or (
-            is_refusal("".join(reply.text)) and self.gate.probability(question, sources) > self.gate.confident
+            is_refusal("".join(reply.text)) and self.gate.probability(question, judged) > self.gate.confident
         )
         if retry and not allow_general and not whole:  # ask once more, plainly, without the citation format
             plain = build_messages(question, sources, plain=True)
@@ -366,17 +366,19 @@ class Index:
 
     def _answer_sources(
         self, question: str, k: int, widen: int, collection: str | None, budget: int, search_options: dict
-    ) -> tuple[list[Source], bool]:
-        """(sources, whether they are one whole named document)."""
+    ) -> tuple[list[Source], list[Source], bool]:
+        """(the sources to answer from, the sources the refusal gate judges, whether they are one whole
+        named document). The gate always judges its calibrated number of best sources, so answering from
+        fewer (a small `k` for a small model) doesn't make it refuse more."""
         count = getattr(self.generator, "count_tokens", None) or _rough_tokens
         store = self._open()
         named = named_document(question, list(store.documents(collection)))
         if named:
             whole = merge_adjacent([_source(row, 1.0) for row in store.document_chunks(named, collection)])
             if whole and fit_budget(whole, count, budget) == whole:  # all of it fits, uncut
-                return whole, True
-        ranked = self.context(question, k, widen=widen, collection=collection, **search_options)
-        return fit_budget(ranked, count, budget), False
+                return whole, whole, True
+        ranked = self.context(question, max(k, self.gate.k), widen=widen, collection=collection, **search_options)
+        return fit_budget(ranked[:k], count, budget), ranked[: self.gate.k], False
 
     def ask(self, question: str, **options) -> Answer:
         """Answer `question` (same options as `stream_answer`); returns the finished Answer."""

@@ -42,6 +42,7 @@ class Gate:
     threshold: float
     calibrated_on: str = ""
     confident: float = 2.0  # P above which the sources surely hold an answer (2.0: never)
+    k: int = 5  # the gate judges this many best sources, however many the model is then shown
 
     def probability(self, question: str, sources: Sequence[Source]) -> float:
         return self.probability_of(*features(question, sources))
@@ -74,7 +75,7 @@ def gate_for(embedder_id: str) -> Gate:
     entry = table.get(name) or table.get(COVERAGE_ONLY)
     if entry is None:
         return Gate(COVERAGE_ONLY, 0.0, 0.0, 1.0, 0.0)  # uncalibrated: never refuses before generating
-    fields = ("name", "w_similarity", "w_coverage", "bias", "threshold", "calibrated_on", "confident")
+    fields = ("name", "w_similarity", "w_coverage", "bias", "threshold", "calibrated_on", "confident", "k")
     return Gate(**{key: entry[key] for key in fields if key in entry})
 
 
@@ -86,6 +87,7 @@ def calibrate(
     use_similarity: bool = True,
     false_refusal: float = 0.05,
     calibrated_on: str = "",
+    k: int = 5,
 ) -> Gate:
     """Fit the gate to (similarity, coverage) pairs of answerable and unanswerable questions: logistic
     regression by gradient descent (balanced classes), threshold at the `false_refusal` quantile of the
@@ -105,4 +107,4 @@ def calibrate(
     probs = 1.0 / (1.0 + np.exp(-design @ w))
     threshold = float(np.quantile(probs[: len(pos)], false_refusal))
     confident = float(np.quantile(probs[len(pos) :], 0.95))
-    return Gate(name, float(w[0]), float(w[1]), float(w[2]), threshold, calibrated_on, confident)
+    return Gate(name, float(w[0]), float(w[1]), float(w[2]), threshold, calibrated_on, confident, k)

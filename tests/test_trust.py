@@ -470,6 +470,7 @@ def test_the_shipped_calibration_loads_with_every_field():
     stored = json.loads(CALIBRATION_FILE.read_text())["all-MiniLM-L6-v2"]
     gate = gate_for("/models/all-MiniLM-L6-v2")
     assert gate.threshold == stored["threshold"] and gate.confident == stored["confident"]
+    assert gate.k == stored["k"] == 5  # calibrate_refusal.py's default: the gate judges the 5 best sources
     assert 0 < gate.threshold < gate.confident < 1
     assert gate_for("some/other-embedder").name == "coverage-only"
 
@@ -488,3 +489,31 @@ def test_a_refusal_where_retrieval_is_sure_is_asked_again_and_the_second_answer_
     assert len(llm.calls) == 2 and llm.calls[1][0]["content"] == PLAIN_SYSTEM_PROMPT
     assert not answer.refused and answer.text == "Under the blue flowerpot."
     assert answer.sentences[0].citations  # attributed to the source that says it
+
+
+class _RecordingGate:
+    """The shipped gate, recording which sources it was asked to judge."""
+
+    def __init__(self, gate) -> None:
+        self.gate, self.judged = gate, []
+        self.k, self.confident = gate.k, gate.confident
+
+    def refuses(self, question, sources):
+        self.judged.append(list(sources))
+        return self.gate.refuses(question, sources)
+
+    def probability(self, question, sources):
+        return self.gate.probability(question, sources)
+
+
+def test_the_gate_judges_its_calibrated_number_of_sources_whatever_k_the_model_is_shown(tmp_path, docs, embedder):
+    llm = ScriptedGenerator("Under the blue flowerpot [1].")
+    index = _index(tmp_path, docs, embedder, llm)
+    gate = index._gate = _RecordingGate(index.gate)
+    question = "Where is the spare key hidden?"
+    answer = index.ask(question, k=1)
+    assert len(answer.sources) == 1 and "1] " in llm.user and "[2]" not in llm.user
+    best = index.context(question, gate.k)
+    assert len(best) > 1  # the docs fixture has more than one relevant chunk to judge
+    assert [s.chunk_id for s in gate.judged[-1]] == [s.chunk_id for s in best]
+    assert answer.sources[0].chunk_id == best[0].chunk_id
