@@ -517,3 +517,38 @@ def test_the_gate_judges_its_calibrated_number_of_sources_whatever_k_the_model_i
     assert len(best) > 1  # the docs fixture has more than one relevant chunk to judge
     assert [s.chunk_id for s in gate.judged[-1]] == [s.chunk_id for s in best]
     assert answer.sources[0].chunk_id == best[0].chunk_id
+
+
+class _Replies(ScriptedGenerator):
+    """Streams the given replies in turn, one per call."""
+
+    def __init__(self, *replies: str) -> None:
+        super().__init__()
+        self.replies = list(replies)
+
+    def stream(self, messages, *, max_tokens=512, thinking=False):
+        self.reply = self.replies[min(len(self.calls), len(self.replies) - 1)]
+        yield from super().stream(messages, max_tokens=max_tokens, thinking=thinking)
+
+
+def test_a_reply_of_bare_markers_is_never_shown_and_is_asked_again_plainly(tmp_path, docs, embedder):
+    llm = _Replies("[1] [2]", "The spare key is under the blue flowerpot.")
+    index = _index(tmp_path, docs, embedder, llm)
+    events = list(index.stream_answer("Where is the spare key hidden?", k=3))
+    answer = events[-1].answer
+    assert len(llm.calls) == 2 and llm.calls[1][0]["content"] == PLAIN_SYSTEM_PROMPT
+    streamed = "".join(e.text for e in events if isinstance(e, rag.TokenEvent))
+    assert "[2]" not in streamed and streamed == answer.text == "The spare key is under the blue flowerpot."
+    assert not answer.refused
+
+
+def test_markers_or_source_labels_again_after_the_retry_end_as_no_answer(tmp_path, docs, embedder):
+    index = _index(tmp_path, docs, embedder, None)
+    label = index.context("Where is the spare key hidden?", 3)[0].location
+    index._generator = llm = _Replies("[1]", f"[1] {label}")
+    events = list(index.stream_answer("Where is the spare key hidden?", k=3))
+    answer = events[-1].answer
+    assert len(llm.calls) == 2
+    assert answer.refused and answer.text == NOT_FOUND and answer.refusal_reason == "the model gave no answer"
+    assert [e.text for e in events if isinstance(e, rag.TokenEvent)] == [NOT_FOUND]  # the stream says the same
+    assert answer.sources  # the closest sources are still given
