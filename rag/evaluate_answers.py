@@ -19,6 +19,9 @@ folder; the embedding cache makes indexing it cheap). A question is only used if
 answers still occurs in a remaining paragraph; those that do are skipped and the next candidate is
 taken. Their score is the refusal rate.
 
+A collection holding more documents than the folder has paragraphs (the workspace was moved or copied,
+so the old paths are still indexed) is emptied and indexed again, so no paragraph is retrieved twice.
+
 Every question's record is saved as a line of `workspace/answers.jsonl`. This module measures; it does
 not print.
 """
@@ -254,6 +257,9 @@ def evaluate_answers(
 def _add(index: Index, paragraphs: Mapping[str, str], folder: Path, collection: str, progress) -> IndexReport:
     write_paragraphs(paragraphs, folder)
     report = index.add(folder, collection=collection, progress=progress)
+    if index.collections()[collection][0] > len(paragraphs):  # also indexed from elsewhere (a moved workspace)
+        index.remove_collection(collection)
+        report = index.add(folder, collection=collection, progress=progress)
     if report.failed:
         raise RagError(f"{len(report.failed)} paragraphs failed to index", report.failed[0][1])
     return report

@@ -17,6 +17,7 @@ from rag.evaluate_answers import (
     ALL,
     HOLDOUT,
     evaluate_answers,
+    index_collections,
     load_squad,
     pick_unanswerable,
     plan_questions,
@@ -246,6 +247,19 @@ def test_harness_scores_and_records_every_question(tmp_path, squad_file, embedde
     for rate in (result.exact_match, result.f1, result.containment, result.citation_coverage, result.refusal_rate):
         assert 0.0 <= rate <= 1.0
     assert result.total_p50_ms > 0 and result.first_token_p95_ms >= result.first_token_p50_ms > 0
+
+
+def test_a_copied_workspace_does_not_leave_each_paragraph_indexed_twice(tmp_path, squad_file, embedder):
+    data = load_squad(squad_file)
+    index = Index(tmp_path / "index", embed_model=embedder, llm=ScriptedGenerator(), reranker=False)
+    plan = plan_questions(data, 3, 1, 0)
+    index_collections(index, data, plan, tmp_path / "first")
+    # the same index, now with the paragraphs written under another workspace folder
+    index_collections(index, data, plan, tmp_path / "second")
+    assert index.collections()[ALL][0] == len(data.paragraphs) == 3
+    assert index.collections()[HOLDOUT][0] == 2
+    paths = {s.path for s in index.search("key", 10, collection=ALL)}
+    assert paths and all("/second/" in p for p in paths)
 
 
 @pytest.mark.slow
