@@ -79,19 +79,18 @@ def _verify(
         if not sentence.citations:
             out.append(sentence)
             continue
-        scores = [support(sentence.text, s.text) for s in sources]
-        best = max(range(len(scores)), key=scores.__getitem__)
+        best, best_score = _best_source(sentence.text, sources)
         claims = _claims(sentence.text)
         cited = {n: support(claims.get(n) or sentence.text, sources[n - 1].text) for n in sentence.citations}
         cited_best = max(cited.values())
-        if max(scores[best], cited_best) < MIN_SUPPORT:
+        if max(best_score, cited_best) < MIN_SUPPORT:
             out.append(sentence)
             continue
         if cited_best < MIN_SUPPORT:
-            keep, new = (), Sentence("", (best + 1,), attributed=True)
+            keep, repointed = (), (best + 1,)
         else:
             keep = tuple(n for n in sentence.citations if cited[n] >= cited_best - SUPPORT_MARGIN)
-            new = None
+            repointed = ()
         dropped = [n for n in sentence.citations if n not in keep]
         if not dropped:
             out.append(sentence)
@@ -103,7 +102,7 @@ def _verify(
         if at >= 0:
             pieces += [text[cursor:at], body]
             cursor = at + len(sentence.text)
-        out.append(Sentence(body, new.citations, True) if new else Sentence(body, keep))
+        out.append(Sentence(body, repointed, attributed=True) if repointed else Sentence(body, keep))
     return "".join(pieces) + text[cursor:], out, tuple(dropped_all)
 
 
@@ -156,13 +155,21 @@ def _attribute(sentences: list[Sentence], sources: Sequence[Source]) -> list[Sen
     wrote it, so the answer reads the same whether it was streamed or returned whole."""
     out = []
     for sentence in sentences:
-        scores = [support(sentence.text, s.text) for s in sources]
-        best = max(range(len(scores)), key=scores.__getitem__) if scores else -1
-        if sentence.citations or best < 0 or scores[best] < MIN_SUPPORT:
+        best, score = _best_source(sentence.text, sources) if not sentence.citations else (-1, 0.0)
+        if best < 0 or score < MIN_SUPPORT:
             out.append(sentence)
         else:
             out.append(Sentence(sentence.text, (best + 1,), attributed=True))
     return out
+
+
+def _best_source(sentence: str, sources: Sequence[Source]) -> tuple[int, float]:
+    """(index of the source that supports `sentence` best, its support); (-1, 0.0) without sources."""
+    scores = [support(sentence, s.text) for s in sources]
+    if not scores:
+        return -1, 0.0
+    best = max(range(len(scores)), key=scores.__getitem__)
+    return best, scores[best]
 
 
 def split_sentences(text: str) -> list[Sentence]:

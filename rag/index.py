@@ -321,12 +321,14 @@ class Index:
         text, thought = reply.text, reply.thought
         raw = "".join(text).rstrip()
         thinking_text = "".join(thought).strip()
-        if not allow_general and (is_refusal(raw) or reply.degenerate):
-            # a reply still made of nothing but [n] markers or source labels after the plain retry says
-            # nothing: it is reported as no answer, never shown as one
-            reason = "the model gave no answer" if reply.degenerate else "the model found no answer in the sources"
-            if reply.degenerate:
-                yield TokenEvent(not_found_text(question))  # nothing was shown yet
+        reason = ""
+        if not allow_general and reply.degenerate:
+            # still nothing but [n] markers or source labels after the plain retry: no answer, never shown
+            reason = "the model gave no answer"
+            yield TokenEvent(not_found_text(question))  # nothing was shown yet
+        elif not allow_general and is_refusal(raw):
+            reason = "the model found no answer in the sources"
+        if reason:
             answer = Answer(question, not_found_text(question), sources, timings, thinking_text, True, reason)
         else:
             checked = check(raw, sources)
