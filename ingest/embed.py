@@ -97,8 +97,7 @@ class MLXEmbedder:
                 "it must be an mlx-embeddings model folder (config.json, *.safetensors, tokenizer.json)",
             ) from exc
         cast_for_cpu(model)
-        if _fast_cpu_bert(model):
-            self.fast_cpu_kernels = True
+        self.fast_cpu_kernels = _fast_cpu_bert(model)
         backend = wrapper._tokenizer.backend_tokenizer
         self._tok = _copy(backend)
         self._tok.no_padding()
@@ -302,7 +301,7 @@ def _fast_cpu_bert(model) -> bool:
             return False
     for layer in layers:
         layer.attention.self.__class__ = _fast_self_attention_class()
-        layer.intermediate.intermediate_act_fn = _FastGELU()
+        layer.intermediate.intermediate_act_fn = fast_gelu
     return True
 
 
@@ -326,13 +325,6 @@ def _fast_self_attention_class():
             return context.transpose(0, 2, 1, 3).reshape(b, length, heads * size)
 
     return FastBertSelfAttention
-
-
-class _FastGELU:
-    """Drop-in for nn.GELU() (exact) using `fast_gelu`."""
-
-    def __call__(self, x):
-        return fast_gelu(x)
 
 
 def _max_tokens(folder: Path, config: dict) -> int:
