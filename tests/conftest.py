@@ -7,6 +7,8 @@ Tests that need a model or data set that is absent are skipped, not failed.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,42 @@ def assert_consistent(index_dir: Path) -> dict[tuple[str, str], int]:
         assert len({h for h, _ in chunks}) == 1, f"{key} has chunks of two versions"
         assert sorted(i for _, i in chunks) == list(range(len(chunks))), f"{key} is half-written"
     return {key: len(chunks) for key, chunks in docs.items()}
+
+
+# -- a stand-in chat model and an indexed folder, for tests where the model is not the point ----------
+
+
+class ScriptedGenerator:
+    """A stand-in chat model: streams a fixed reply word by word and records the messages it was given.
+    `count_tokens`/`context_window` are exposed only when given, like a real generator's."""
+
+    def __init__(self, reply: str = "", *, count_tokens=None, context_window: int | None = None) -> None:
+        self.reply = reply
+        self.calls: list[list[dict[str, str]]] = []
+        if count_tokens is not None:
+            self.count_tokens = count_tokens
+        if context_window is not None:
+            self.context_window = context_window
+
+    def stream(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 512, thinking: bool = False):
+        from rag.generate import Piece
+
+        self.calls.append([dict(m) for m in messages])
+        pieces = re.findall(r"\s*\S+", self.reply)
+        for i, piece in enumerate(pieces, 1):
+            yield Piece(text=piece, prompt_tokens=100, generated_tokens=i, generation_tps=10.0)
+
+    @property
+    def user(self) -> str:
+        """The user message of the last call."""
+        return self.calls[-1][-1]["content"]
+
+
+def index_folder(tmp_path: Path, folder: Path, embedder, llm):
+    """`folder` indexed into tmp_path/idx with these models; asserts nothing failed."""
+    import rag
+
+    index = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=llm)
+    report = index.add(folder)
+    assert not report.failed
+    return index
