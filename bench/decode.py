@@ -6,7 +6,9 @@ The read bandwidth is measured here, in the same run, the way decode uses the ma
 streaming a large float32 matrix through a matrix-vector product (MKL sgemv through MLX, the kernel
 decode runs) and through numpy's sum (a plain read), best of both; a buffer far larger than the caches.
 Then each model prefills a prompt and decodes `--tokens` tokens (greedy, through rag's MLXGenerator),
-`--repeat` times, bandwidth and decode alternating; medians are printed with decode / bound.
+`--repeat` times, bandwidth and decode alternating; medians are printed with decode / bound. Each repeat
+also decodes once with mlx-lm's own rope (`mx.fast.rope`) in place of rag's one-matmul decode rope
+(rag/_rope.py), so the last column is that change's speed-up, measured side by side.
 
     python bench/decode.py --models ~/.cache/rag-test-models/SmolLM2-135M-Instruct \\
         ~/.cache/rag-test-models/Qwen2.5-0.5B-Instruct --repeat 3
@@ -19,6 +21,7 @@ import json
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -52,6 +55,26 @@ def read_bandwidth(mbytes: int = 1024) -> dict[str, float]:
         a.sum()
         total.append(a.nbytes / (time.perf_counter() - t) / 1e9)
     return {"gemv_gbs": max(gemv), "numpy_sum_gbs": max(total)}
+
+
+@contextmanager
+def stock_rope(model):
+    """Inside the block, `model` runs mlx-lm's own `nn.RoPE` instead of rag's `DecodeRoPE`."""
+    import mlx.nn as nn
+
+    from rag._rope import DecodeRoPE
+
+    swapped = []
+    for parent in model.modules():
+        for name, child in parent.children().items():
+            if isinstance(child, DecodeRoPE):
+                setattr(parent, name, nn.RoPE(child.dims, child.traditional, child.base, child.scale))
+                swapped.append((parent, name, child))
+    try:
+        yield len(swapped)
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
 
 
 def weight_bytes(model) -> int:
@@ -92,11 +115,13 @@ def main() -> None:
         gen = MLXGenerator(spec)
         size = weight_bytes(gen.model)
         decode_run(gen, 4)  # warm-up
-        bws, runs = [], []
+        bws, runs, stock = [], [], []
         for _ in range(args.repeat):
             bw = read_bandwidth()
             bws.append(max(bw.values()))
             runs.append(decode_run(gen, args.tokens))
+            with stock_rope(gen.model):
+                stock.append(decode_run(gen, args.tokens)["decode_tps"])
         bandwidth = statistics.median(bws)
         decode = statistics.median(r["decode_tps"] for r in runs)
         bound = bandwidth * 1e9 / size
@@ -111,6 +136,8 @@ def main() -> None:
                 "prompt_tokens": runs[0]["prompt_tokens"],
                 "prefill_tps": statistics.median(r["prompt_tps"] for r in runs),
                 "ttft_s": statistics.median(r["ttft_s"] for r in runs),
+                "stock_rope_decode_tps": statistics.median(stock),
+                "rope_speedup": decode / statistics.median(stock),
                 "repeats": args.repeat,
             }
         )
@@ -118,12 +145,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    head = f"{'model':<24} {'weights GB':>10} {'read GB/s':>9} {'bound tok/s':>11} {'decode tok/s':>12} {'decode/bound':>12} {'prefill tok/s':>13} {'TTFT s':>7}"
+    head = f"{'model':<24} {'weights GB':>10} {'read GB/s':>9} {'bound tok/s':>11} {'decode tok/s':>12} {'decode/bound':>12} {'prefill tok/s':>13} {'TTFT s':>7} {'stock-rope tok/s':>16} {'speed-up':>8}"
     print(head)
     for r in rows:
         print(
             f"{r['model']:<24} {r['weights_gb']:>10.2f} {r['bandwidth_gbs']:>9.1f} {r['bound_tps']:>11.1f} "
-            f"{r['decode_tps']:>12.2f} {r['decode_vs_bound']:>12.2f} {r['prefill_tps']:>13.1f} {r['ttft_s']:>7.2f}"
+            f"{r['decode_tps']:>12.2f} {r['decode_vs_bound']:>12.2f} {r['prefill_tps']:>13.1f} {r['ttft_s']:>7.2f} "
+            f"{r['stock_rope_decode_tps']:>16.2f} {r['rope_speedup']:>7.2f}x"
         )
     print(f"(medians of {args.repeat}; prompt {rows[0]['prompt_tokens']} tokens, {args.tokens} generated)")
 

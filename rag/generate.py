@@ -161,6 +161,9 @@ def load_lm(spec: str, *, kind: str, env_var: str, flag: str, example: str = "")
             f"cannot load {kind} '{spec}': {exc}", hint + (f", e.g. {example}" if example else "")
         ) from exc
     cast_for_cpu(model)
+    from rag._rope import speed_up_decode
+
+    speed_up_decode(model)
     return model, tokenizer
 
 
