@@ -62,14 +62,12 @@ def stock_rope(model):
     """Inside the block, `model` runs mlx-lm's own `nn.RoPE` instead of rag's `DecodeRoPE`."""
     import mlx.nn as nn
 
-    from rag._rope import DecodeRoPE
+    from rag._rope import DecodeRoPE, swap_modules
 
-    swapped = []
-    for parent in model.modules():
-        for name, child in parent.children().items():
-            if isinstance(child, DecodeRoPE):
-                setattr(parent, name, nn.RoPE(child.dims, child.traditional, child.base, child.scale))
-                swapped.append((parent, name, child))
+    def stock(rope: DecodeRoPE) -> nn.RoPE:
+        return nn.RoPE(rope.dims, rope.traditional, rope.base, rope.scale)
+
+    swapped = swap_modules(model, lambda m: isinstance(m, DecodeRoPE), stock)
     try:
         yield len(swapped)
     finally:

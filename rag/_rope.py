@@ -15,11 +15,14 @@ the GPU, where `mx.fast.rope` is a real kernel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+
+from ingest.models import needs_float32
 
 
 class _Rotations:
@@ -61,18 +64,29 @@ class DecodeRoPE(nn.RoPE):
 
 
 def speed_up_decode(model: nn.Module) -> int:
-    """Replace each plain `nn.RoPE` in `model` by a `DecodeRoPE` (on CPU only); returns how many."""
-    if mx.metal.is_available():
+    """Replace each plain `nn.RoPE` in `model` by a `DecodeRoPE` where MLX runs on the CPU; returns how many."""
+    if not needs_float32():
         return 0
     shared: dict[tuple, _Rotations] = {}
-    replaced = 0
+
+    def decode_rope(rope: nn.RoPE) -> DecodeRoPE:
+        key = (rope.dims, rope.traditional, float(rope.base), float(rope.scale))
+        if key not in shared:
+            shared[key] = _Rotations(*key)
+        return DecodeRoPE(rope, shared[key])
+
+    return len(swap_modules(model, lambda m: type(m) is nn.RoPE, decode_rope))
+
+
+def swap_modules(
+    model: nn.Module, match: Callable[[nn.Module], bool], make: Callable[[Any], nn.Module]
+) -> list[tuple[nn.Module, str, nn.Module]]:
+    """Replace every submodule `match` accepts by `make(submodule)`; returns (parent, attribute, the
+    replaced submodule) for each, so a caller can put them back."""
+    swapped = []
     for parent in model.modules():
         for name, child in parent.children().items():
-            if type(child) is not nn.RoPE:
-                continue
-            key = (child.dims, child.traditional, float(child.base), float(child.scale))
-            if key not in shared:
-                shared[key] = _Rotations(*key)
-            setattr(parent, name, DecodeRoPE(child, shared[key]))
-            replaced += 1
-    return replaced
+            if isinstance(child, nn.Module) and match(child):
+                setattr(parent, name, make(child))
+                swapped.append((parent, name, child))
+    return swapped
