@@ -11,10 +11,11 @@ from __future__ import annotations
 import codecs
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ingest.errors import LoadError, UnsupportedFile
+from ingest.normalize import normalize, source_span
 
 SNIFF_BYTES = 8192
 MAX_FILE_BYTES = 256 * 2**20  # above this a file is refused before it is read
@@ -42,7 +43,9 @@ class Block:
     """A run of text from one place in a document.
 
     `start`/`end` are character offsets into the page's text (PDF), the whole file's text (text, Markdown,
-    reStructuredText, source code) or the text extracted from the document (DOCX, HTML, EPUB).
+    reStructuredText, source code) or the text extracted from the document (DOCX, HTML, EPUB). Once
+    `normalized`, `text` is the searchable form and `offsets` maps it back: `span(a, b)` is where
+    text[a:b] came from in that original text.
     """
 
     text: str
@@ -50,6 +53,22 @@ class Block:
     end: int
     page: int | None = None
     heading: tuple[str, ...] = ()
+    offsets: tuple | None = field(default=None, compare=False, repr=False)
+
+    def span(self, a: int, b: int) -> tuple[int, int]:
+        """Original offsets (into the page or file text) of this block's text[a:b], for a < b."""
+        s, e = source_span(self.offsets, a, b)
+        return self.start + s, self.start + e
+
+    def normalized(self) -> Block:
+        """This block with searchable text (see ingest/normalize.py) and offsets back to the original."""
+        if self.offsets is not None:
+            return self
+        text, offsets = normalize(self.text)
+        heading = tuple(normalize(h)[0] for h in self.heading)
+        if offsets is None and heading == self.heading:
+            return self
+        return replace(self, text=text, heading=heading, offsets=offsets)
 
 
 # -- text ---------------------------------------------------------------------------------------------

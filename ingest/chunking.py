@@ -40,7 +40,7 @@ class ChunkConfig:
 
 @dataclass(frozen=True)
 class Chunk:
-    text: str
+    text: str  # normalised for search (ingest/normalize.py); the original is text[start:end] of the source
     start: int  # character offsets into the page text (PDF) or the file text (others)
     end: int
     page: int | None
@@ -72,8 +72,8 @@ def _join(group: list[tuple[Block, int]]) -> Chunk:
     blocks = [b for b, _ in group]
     text = "\n\n".join(b.text.strip() for b in blocks)
     first, last = blocks[0].text, blocks[-1].text
-    start = blocks[0].start + len(first) - len(first.lstrip())
-    end = blocks[-1].end - (len(last) - len(last.rstrip()))
+    start = blocks[0].span(len(first) - len(first.lstrip()), len(first))[0]
+    end = blocks[-1].span(0, len(last.rstrip()))[1]
     return Chunk(text, start, end, blocks[0].page, _common_heading(blocks), sum(n for _, n in group))
 
 
@@ -99,8 +99,8 @@ def _split(block: Block, spans: Spans, config: ChunkConfig) -> Iterator[Chunk]:
         lead = len(piece) - len(piece.lstrip())
         piece = piece.strip()
         if piece:
-            start = block.start + a + lead
-            yield Chunk(piece, start, start + len(piece), block.page, block.heading, e - s)
+            start, end = block.span(a + lead, a + lead + len(piece))
+            yield Chunk(piece, start, end, block.page, block.heading, e - s)
         if e >= n:
             break
         nxt = max(e - config.overlap_tokens, s + 1)

@@ -35,6 +35,10 @@ class IndexNotFound(RagError, FileNotFoundError):
     hint = "run `rag index PATH` first, or pass --index / RAG_INDEX to point at an existing index"
 
 
+class CorruptIndex(RagError):
+    """A file of the index (its provenance or failure list) that cannot be read."""
+
+
 class ModelLoadError(RagError):
     """A model (hub id or local folder) could not be loaded."""
 

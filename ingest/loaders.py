@@ -14,7 +14,8 @@ One loader per format, picked by suffix from `LOADERS`:
 Anything else raises `UnsupportedFile`; so does content that is not what the name says (PNG bytes named
 .txt, a text file named .docx). A file that has a loader but cannot be read raises `LoadError` with a
 one-line reason (empty, corrupt, encrypted, over `MAX_FILE_BYTES`); loaders raise nothing else. Blocks
-over `MAX_BLOCK_CHARS` are split at blank lines, keeping exact offsets, so memory stays bounded.
+over `MAX_BLOCK_CHARS` are split at blank lines, keeping exact offsets, so memory stays bounded; then each
+block's text is normalised for search (ingest/normalize.py), its offsets still pointing at the original.
 Loaders never chunk, embed or write: they only read.
 """
 
@@ -48,9 +49,22 @@ if TYPE_CHECKING:
 # pypdf logs every recoverable oddity; without a handler Python prints them all to stderr mid-run.
 logging.getLogger("pypdf").addHandler(logging.NullHandler())
 
-__all__ = ["LOADERS", "MAX_BLOCK_CHARS", "MAX_FILE_BYTES", "SNIFF_BYTES", "Block", "load", "read_text"]
+__all__ = [
+    "LOADERS",
+    "LOADER_VERSION",
+    "MAX_BLOCK_CHARS",
+    "MAX_FILE_BYTES",
+    "SNIFF_BYTES",
+    "Block",
+    "load",
+    "read_text",
+]
 
 Loader = Callable[[Path], list[Block]]
+
+# Bumped whenever a change here could turn a failed file into a readable one (or change what is read):
+# files that failed under another version are tried again by the next index run.
+LOADER_VERSION = 2
 
 
 def load(path: Path, *, password: str | None = None) -> list[Block]:
@@ -72,15 +86,16 @@ def load(path: Path, *, password: str | None = None) -> list[Block]:
         blocks = load_pdf(path, password) if loader is load_pdf else loader(path)
     except OSError as exc:
         raise LoadError(f"cannot read: {exc.strerror or describe(exc)}") from None
-    if not any(b.text.strip() for b in blocks):
+    searchable = [n for n in (b.normalized() for b in bound(blocks)) if n.text.strip()]
+    if not searchable:
         raise LoadError("no extractable text")
-    return list(bound(blocks))
+    return searchable
 
 
 def load_pdf(path: Path, password: str | None = None) -> list[Block]:
     """One block per page (1-based page numbers), text extracted by pypdf."""
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     check_magic(path, b"%PDF", "a PDF")
     try:
@@ -98,7 +113,7 @@ def load_pdf(path: Path, password: str | None = None) -> list[Block]:
         raise LoadError("encrypted PDF: a password is required") from None
     except DependencyError as exc:
         raise LoadError(f"encrypted PDF: {describe(exc)}") from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise LoadError(f"corrupt PDF: {describe(exc)}") from None
     if not blocks:
         raise LoadError("no extractable text (a scanned PDF without a text layer?)")

@@ -6,10 +6,12 @@ A re-run does the least work that makes the index match the folder:
 - a file whose content moved to a new path (rename/move) keeps its chunks and vectors, re-pathed;
 - changed files are re-chunked, and only chunks whose text is new are embedded (the others reuse their
   stored vectors: the embedding cache is keyed by embedder fingerprint + chunk text);
-- files that disappeared from under the given roots are removed; files that failed before and did not
-  change are reported again without being retried.
+- files that disappeared from under the given roots are removed; files that failed before are reported
+  again without being retried unless something that decides the outcome changed (their bytes, the
+  loader version, a password now given for an encrypted PDF).
 Each batch of documents is written in one commit (see store.py), so a crash loses at most the batch in
-flight and the next run finishes the work. One bad file becomes a line in the report, never an abort.
+flight and the next run finishes the work. One bad file becomes a line in the report, never an abort:
+any exception while loading, normalising, chunking, tokenizing or embedding it is that file's failure.
 This module does not decide which models to use or where the index lives: callers pass them in.
 """
 
@@ -19,16 +21,18 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from ingest.blocks import describe
 from ingest.chunking import Chunk, ChunkConfig, chunk_blocks
 from ingest.discover import discover
 from ingest.embed import Embedder
-from ingest.errors import LoadError, UnsupportedFile
-from ingest.loaders import LOADERS, load
+from ingest.errors import LoadError, RagError, UnsupportedFile
+from ingest.loaders import LOADER_VERSION, LOADERS, load
 from ingest.store import DEFAULT_COLLECTION, ChunkRow, DocInfo, Store
 
 WRITE_BATCH_CHUNKS = 256  # embed and commit once this many chunks are pending
@@ -107,8 +111,24 @@ def index_paths(
     for done, path in enumerate(files, start=1):
         run.visit(path)
         if progress:
-            progress(Progress(str(path), done, len(files), run.report.chunks + len(run.rows), run.report.embedded))
+            progress(
+                Progress(
+                    _printable(str(path)), done, len(files), run.report.chunks + run.pending_chunks, run.report.embedded
+                )
+            )
     return run.finish()
+
+
+@dataclass
+class _Pending:
+    """One document's change waiting for the next commit: the paths whose chunks go, the rows that
+    replace them, vectors already known (by row position, for renames), and the report entry it makes."""
+
+    doomed: list[str]
+    rows: list[ChunkRow]
+    outcome: tuple[list, object]
+    known: dict[int, np.ndarray] = field(default_factory=dict)
+    stat: os.stat_result | None = None
 
 
 class _Run:
@@ -125,27 +145,30 @@ class _Run:
         self.failed_before = store.failures(collection)
         self.failures = {p: f for p, f in self.failed_before.items() if not self._under_roots(p)}
         self.gone: dict[str, DocInfo] = {}
-        # pending batch: documents to replace, their new rows, vectors already known, report entries
-        self.doomed: list[str] = []
-        self.rows: list[ChunkRow] = []
-        self.known: dict[int, np.ndarray] = {}
-        self.outcomes: list[tuple[list, object]] = []
+        self.pending: list[_Pending] = []  # documents to write in the next commit
+
+    @property
+    def pending_chunks(self) -> int:
+        return sum(len(p.rows) for p in self.pending)
 
     def plan_removals(self, present: set[str]) -> None:
         self.gone = {p: d for p, d in self.stored.items() if p not in present and self._under_roots(p)}
 
     def visit(self, path: Path) -> None:
+        """Index one file. Whatever goes wrong with it (unreadable, corrupt, a bug in a loader, the
+        tokenizer or the embedder) becomes its one-line failure; the run goes on with the next file."""
         key = str(path)
         stat = None
         try:
+            _check_name(key)
             stat = path.stat()
             self._visit(path, key, stat)
         except UnsupportedFile as exc:
             named = any(Path(g).expanduser().resolve() == path for g in self.given)
-            self._fail(key, str(exc), stat) if named else self.report.skipped.append((key, str(exc)))
-        except (LoadError, OSError, RecursionError, MemoryError) as exc:
+            self._fail(key, str(exc), stat) if named else self.report.skipped.append((_printable(key), str(exc)))
+        except Exception as exc:  # noqa: BLE001 - containment: one file never aborts the run
             self._fail(key, _reason(exc), stat)
-        if len(self.rows) >= self.batch_chunks:
+        if self.pending_chunks >= self.batch_chunks:
             self.flush()
 
     def _visit(self, path: Path, key: str, stat: os.stat_result) -> None:
@@ -154,8 +177,8 @@ class _Run:
             self.report.unchanged.append(key)
             return
         failure = self.failed_before.get(key)
-        if failure and (failure.get("size"), failure.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns):
-            self._fail(key, failure["reason"], stat)  # unchanged since it failed: report, don't retry
+        if failure and not self._worth_retrying(failure, stat):
+            self._fail(key, failure["reason"], stat)  # nothing that decides the outcome changed: report it
             return
         if path.suffix.lower() not in LOADERS:
             raise UnsupportedFile(f"unsupported file type '{path.suffix or path.name}'")
@@ -168,10 +191,21 @@ class _Run:
         if moved_from:
             self._rename(moved_from, key, stat)
             return
-        chunks = chunk_blocks(load(path, password=self.password), self.embedder.token_spans, self.chunking)
-        self._queue(
-            [key], self._rows(key, digest, stat, chunks), (self.report.updated if info else self.report.added, key)
-        )
+        with _stage("loading"):
+            blocks = load(path, password=self.password)
+        with _stage("chunking"):
+            chunks = chunk_blocks(blocks, self.embedder.token_spans, self.chunking)
+        outcome = (self.report.updated if info else self.report.added, key)
+        self.pending.append(_Pending([key], self._rows(key, digest, stat, chunks), outcome, stat=stat))
+
+    def _worth_retrying(self, failure: dict, stat: os.stat_result) -> bool:
+        """A file that failed before is tried again when its bytes changed, when this run reads files
+        differently (a new loader version), or when a password now given could open it."""
+        if (failure.get("size"), failure.get("mtime_ns")) != (stat.st_size, stat.st_mtime_ns):
+            return True
+        if failure.get("loader") != LOADER_VERSION:
+            return True
+        return bool(self.password) and str(failure.get("reason", "")).startswith("encrypted PDF")
 
     def _rename(self, old: str, new: str, stat: os.stat_result) -> None:
         del self.gone[old]
@@ -186,21 +220,20 @@ class _Run:
             )
             for r in rows
         ]
-        for i, vector in enumerate(vectors):
-            self.known[len(self.rows) + i] = vector
         self.report.reused += len(rows)
-        self._queue([old, new], moved, (self.report.renamed, (old, new)))
-
-    def _queue(self, doomed: list[str], rows: list[ChunkRow], outcome: tuple[list, object]) -> None:
-        self.doomed.extend(doomed)
-        self.rows.extend(rows)
-        self.outcomes.append(outcome)
+        self.pending.append(_Pending([old, new], moved, (self.report.renamed, (old, new)), dict(enumerate(vectors))))
 
     def _fail(self, key: str, reason: str, stat: os.stat_result | None) -> None:
+        key = _printable(key)
         self.report.failed.append((key, reason))
-        self.failures[key] = {"reason": reason, "size": stat and stat.st_size, "mtime_ns": stat and stat.st_mtime_ns}
+        self.failures[key] = {
+            "reason": reason,
+            "size": stat and stat.st_size,
+            "mtime_ns": stat and stat.st_mtime_ns,
+            "loader": LOADER_VERSION,
+        }
         if key in self.stored:  # it changed into something unreadable: its old chunks are stale
-            self._queue([key], [], (self.report.removed, key))
+            self.pending.append(_Pending([key], [], (self.report.removed, key)))
 
     def _rows(self, key: str, digest: str, stat: os.stat_result, chunks: list[Chunk]) -> list[ChunkRow]:
         prefix = self.embedder.fingerprint.encode() + b"\0"
@@ -224,32 +257,56 @@ class _Run:
         ]
 
     def flush(self) -> None:
-        if not self.doomed:
+        """Embed what the pending documents need and write them in one commit. If embedding the batch
+        fails, each document is embedded on its own: the ones that fail become failures, the rest land."""
+        if not self.pending:
             return
-        vectors = self._vectors()
-        self.store.replace_documents(self.collection, self.doomed, self.rows, vectors)
-        for target, item in self.outcomes:
-            target.append(item)
-        self.report.chunks += len(self.rows)
-        self.doomed, self.rows, self.known, self.outcomes = [], [], {}, []
+        try:
+            vectors = self._vectors(self.pending)
+        except Exception:  # noqa: BLE001 - find the document(s) the embedder could not take
+            vectors = self._vectors_one_by_one()
+        rows = [r for p in self.pending for r in p.rows]
+        self.store.replace_documents(self.collection, [d for p in self.pending for d in p.doomed], rows, vectors)
+        for p in self.pending:
+            p.outcome[0].append(p.outcome[1])
+        self.report.chunks += len(rows)
+        self.pending = []
 
-    def _vectors(self) -> np.ndarray:
-        """Vectors for the pending rows: known ones, cached ones, and the rest embedded (once per text)."""
-        out = np.zeros((len(self.rows), self.store.dim), dtype=np.float32)
-        for i, vector in self.known.items():
+    def _vectors_one_by_one(self) -> np.ndarray:
+        """Embed the pending documents one at a time; each one that fails is recorded as failed (and its
+        old chunks, if it had any, are removed), and drops out of the commit."""
+        pending, self.pending, parts = self.pending, [], []
+        for p in pending:
+            try:
+                parts.append(self._vectors([p]))
+                self.pending.append(p)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(p.doomed[-1], _reason(exc), p.stat)  # queues the removal of stale chunks
+        return np.concatenate(parts) if parts else np.zeros((0, self.store.dim), dtype=np.float32)
+
+    def _vectors(self, pending: list[_Pending]) -> np.ndarray:
+        """Vectors for the rows of `pending`: known ones, cached ones, and the rest embedded (once per text)."""
+        rows = [r for p in pending for r in p.rows]
+        out = np.zeros((len(rows), self.store.dim), dtype=np.float32)
+        known, base = {}, 0
+        for p in pending:
+            known.update({base + i: v for i, v in p.known.items()})
+            base += len(p.rows)
+        for i, vector in known.items():
             out[i] = vector
-        todo = [i for i in range(len(self.rows)) if i not in self.known]
-        cache = self.store.cached_vectors(self.rows[i].text_hash for i in todo)
+        todo = [i for i in range(len(rows)) if i not in known]
+        cache = self.store.cached_vectors(rows[i].text_hash for i in todo)
         missing: dict[str, str] = {}
         for i in todo:
-            h = self.rows[i].text_hash
-            if h not in cache:
-                missing.setdefault(h, self.rows[i].text)
+            if rows[i].text_hash not in cache:
+                missing.setdefault(rows[i].text_hash, rows[i].text)
         if missing:
-            cache.update(zip(missing, self.embedder.embed(list(missing.values())), strict=True))
+            with _stage("embedding"):
+                embedded = self.embedder.embed(list(missing.values()))
+            cache.update(zip(missing, embedded, strict=True))
             self.report.embedded += len(missing)
         for i in todo:
-            out[i] = cache[self.rows[i].text_hash]
+            out[i] = cache[rows[i].text_hash]
         self.report.reused += len(todo) - len(missing)
         return out
 
@@ -271,6 +328,35 @@ class _Run:
         return any(p == root or root in p.parents for root in self.roots)
 
 
+@contextmanager
+def _stage(name: str):
+    """Turn an unexpected exception inside one stage of one file into a LoadError naming the stage."""
+    try:
+        yield
+    except (RagError, OSError):
+        raise
+    except RecursionError:
+        raise LoadError(f"{name} failed: too deeply nested to read") from None
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"{name} failed: {type(exc).__name__}: {describe(exc)}") from exc
+
+
+def _check_name(key: str) -> None:
+    """Refuse a path that is not valid Unicode (undecodable bytes in a file name): it cannot be stored."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LoadError("its file name is not valid UTF-8: rename it") from None
+
+
+def _printable(key: str) -> str:
+    """`key` with undecodable file-name bytes shown as U+FFFD, so it can be reported and recorded."""
+    try:
+        return key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "replace").decode("utf-8")
+
+
 def _chunk_id(collection: str, path: str, digest: str, index: int) -> str:
     return hashlib.sha1(f"{collection}\0{path}\0{digest}\0{index}".encode()).hexdigest()[:24]
 
@@ -284,8 +370,12 @@ def _hash_file(path: Path) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    """One printable line for a file's failure; unexpected exceptions keep their type for bug reports."""
     if isinstance(exc, OSError):
-        return f"unreadable: {exc.strerror or exc}"
+        return _printable(f"unreadable: {exc.strerror or exc}")
     if isinstance(exc, RecursionError):
         return "too deeply nested to read"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    line = str(exc).splitlines()[0] if str(exc).strip() else ""
+    if not isinstance(exc, RagError):
+        line = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    return _printable(line)[:300]

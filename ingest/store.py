@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ingest.errors import EmbedderMismatch, IndexNotFound, RagError
+from ingest.errors import CorruptIndex, EmbedderMismatch, IndexNotFound, RagError
 
 SCHEMA_VERSION = 2
 TABLE = "chunks"
@@ -121,7 +121,7 @@ class Store:
         meta_path = Path(root) / META_FILE
         if not meta_path.is_file():
             raise IndexNotFound(f"no index at {root}")
-        meta = json.loads(meta_path.read_text())
+        meta = _read_json(meta_path)
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise IndexNotFound(
                 f"the index at {root} has schema version {meta.get('schema_version')}, "
@@ -402,10 +402,22 @@ def _quote(value: str) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A state file's content ({} when there is none). A corrupt one is reported, never silently reset."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
         return {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptIndex(
+            f"{path.name} in the index at {path.parent} is corrupt ({exc.__class__.__name__}: {exc})",
+            f"repair or delete {path}: deleting it loses only what it records (for {FAILURES_FILE}: "
+            "the list of failed files, which the next `rag index` rebuilds)",
+        ) from None
+    if not isinstance(data, dict):
+        raise CorruptIndex(
+            f"{path.name} in the index at {path.parent} is corrupt (not a JSON object)", f"repair or delete {path}"
+        )
+    return data
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

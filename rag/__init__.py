@@ -20,6 +20,7 @@ from ingest.embed import Embedder, MLXEmbedder  # noqa: E402
 from ingest.pipeline import IndexReport, Progress  # noqa: E402
 from rag.chat import Conversation, Turn  # noqa: E402
 from rag.errors import (  # noqa: E402
+    CorruptIndex,
     EmbedderMismatch,
     IndexNotFound,
     LoadError,
@@ -53,6 +54,7 @@ __all__ = [
     "Conversation",
     "DoneEvent",
     "Embedder",
+    "CorruptIndex",
     "EmbedderMismatch",
     "Event",
     "Evidence",

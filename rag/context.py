@@ -83,7 +83,7 @@ def _merge(run: list[Source], rank: dict[str, int]) -> tuple[int, Source]:
     best = min(run, key=lambda s: rank.get(s.chunk_id, len(rank)))
     text, end = run[0].text, run[0].char_end
     for s in run[1:]:
-        overlap = end - s.char_start
+        overlap = _overlap(text, s.text, end - s.char_start)
         text += s.text[overlap:] if 0 < overlap < len(s.text) else ("" if overlap >= len(s.text) else "\n" + s.text)
         end = max(end, s.char_end)
     score = max(s.score for s in run)
@@ -98,6 +98,19 @@ def _merge(run: list[Source], rank: dict[str, int]) -> tuple[int, Source]:
         similarity=similarity,
     )
     return rank.get(best.chunk_id, len(rank)), merged
+
+
+def _overlap(text: str, following: str, hint: int) -> int:
+    """How many leading characters of `following` repeat the end of `text`. `hint` comes from the
+    chunks' offsets into the original text; normalisation (a ligature spelled out, a dropped control
+    character) can shift it by a few characters, so the nearest length at which the texts agree wins."""
+    if not 0 < hint < len(following) or text.endswith(following[:hint]):
+        return hint
+    for delta in range(1, 33):
+        for k in (hint - delta, hint + delta):
+            if 0 < k < len(following) and text.endswith(following[:k]):
+                return k
+    return hint
 
 
 def _with_neighbours(store: Store, source: Source, widen: int) -> list[Source]:

@@ -1,6 +1,7 @@
 """The error types users of the rag API may catch. Defined in ingest.errors (rag builds on ingest)."""
 
 from ingest.errors import (
+    CorruptIndex,
     EmbedderMismatch,
     IndexNotFound,
     LoadError,
@@ -11,6 +12,7 @@ from ingest.errors import (
 )
 
 __all__ = [
+    "CorruptIndex",
     "EmbedderMismatch",
     "IndexNotFound",
     "LoadError",

@@ -5,7 +5,7 @@ Hybrid fuses the two ranked lists with reciprocal rank fusion, score(d) = sum ov
 (Cormack et al., 2009; k = 60). Each list contributes its top `candidates`. Every returned source carries its cosine similarity to the query
 when vector search found it (`Source.similarity`, used to decide refusals), whatever the mode's score. A reranker, when given,
 rescores the top `rerank_top` fused candidates and they are re-sorted by its score.
-This module returns ranked chunks; merging, widening and diversifying them is context.py's job.
+The query is normalised like indexed text (ingest/normalize.py) first. This module returns ranked chunks; merging, widening and diversifying them is context.py's job.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ingest.embed import Embedder
+from ingest.normalize import normalize_text
 from ingest.store import ChunkRow, Filter, Store
 from rag.types import Source
 
@@ -39,6 +40,7 @@ def retrieve(
     if mode not in MODES:
         raise ValueError(f"unknown retrieval mode '{mode}': choose one of {', '.join(MODES)}")
     depth = max(k, candidates) if mode == "hybrid" else max(k, rerank_top if reranker else k)
+    query = normalize_text(query)  # searched in the form the chunks were indexed in (ligatures, controls...)
     vector = embedder.embed([getattr(embedder, "query_prefix", "") + query])[0] if mode != "text" else None
     vector_hits = store.search(vector, depth, where) if vector is not None else []
     text_hits = store.search_text(query, depth, where) if mode != "vector" else []

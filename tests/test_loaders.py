@@ -9,10 +9,13 @@ from itertools import pairwise
 
 import pytest
 from conftest import data_path
+from pypdf import PdfReader
 
 from ingest import ChunkConfig, Store, index_paths
+from ingest.blocks import clean
 from ingest.errors import LoadError, UnsupportedFile
 from ingest.loaders import load
+from ingest.normalize import normalize_text
 
 PY_PDF = ("pdfs", "py-pdf-sample-files")
 PDFMINER = ("pdfs", "pdfminer-samples")
@@ -37,10 +40,14 @@ def png_bytes() -> bytes:
 
 
 def test_trivial_pdf_gives_page_one_text():
-    [block] = load(data_path(*PY_PDF, "001-trivial", "minimal-document.pdf"))
+    path = data_path(*PY_PDF, "001-trivial", "minimal-document.pdf")
+    [block] = load(path)
     assert block.page == 1
     assert block.text.startswith("Lorem ipsum dolor sit amet")
-    assert (block.start, block.end) == (0, len(block.text))
+    # offsets are into the page text as extracted; the block's text is its searchable form
+    page_text = clean(PdfReader(path).pages[0].extract_text())
+    assert (block.start, block.end) == (0, len(page_text))
+    assert block.text == normalize_text(page_text)
     assert block.heading == ()
 
 
