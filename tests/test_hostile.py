@@ -340,3 +340,66 @@ def test_shared_pdfs_index_without_ligatures_or_junk_characters(tmp_path, hash_e
     assert len(rows) > 100
     bad = [t for t in rows if any(_is_junk(c) or 0xFB00 <= ord(c) <= 0xFB06 for c in t)]
     assert bad == []
+
+
+def _spaceless_pdf(path: Path, gap: float) -> Path:
+    """A page whose words are separated only by gaps of `gap` points between glyphs placed one by one
+    (Courier 12: 7.2 pt a glyph), as some generators write text: no space characters at all."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    sentence = "Explain the importance of asking questions in class before the exam starts. "
+    writer = PdfWriter()
+    font = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Font"),
+                NameObject("/Subtype"): NameObject("/Type1"),
+                NameObject("/BaseFont"): NameObject("/Courier"),
+            }
+        )
+    )
+    page = writer.add_blank_page(width=612, height=792)
+    ops, y = [], 740
+    for _ in range(8):
+        x = 40.0
+        for ch in sentence:
+            if ch == " ":
+                x += gap
+                continue
+            ops.append(f"1 0 0 1 {x:.2f} {y} Tm ({ch}) Tj")
+            x += 7.2
+        y -= 16
+    stream = DecodedStreamObject()
+    stream.set_data(("BT /F1 12 Tf " + " ".join(ops) + " ET").encode())
+    page[NameObject("/Contents")] = writer._add_object(stream)
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+    )
+    with path.open("wb") as f:
+        writer.write(f)
+    return path
+
+
+def test_a_page_whose_words_run_together_is_read_again_by_pdfium(tmp_path):
+    from pypdf import PdfReader
+
+    from ingest.loaders import run_together
+
+    path = _spaceless_pdf(tmp_path / "tight.pdf", gap=2.0)
+    plain = PdfReader(path).pages[0].extract_text()
+    assert "Explaintheimportance" in plain and run_together(plain) > 0.9  # what pypdf alone gives
+    [block] = load(path)
+    assert "Explain the importance of asking questions in class" in block.text
+    assert run_together(block.text) == 0.0
+
+
+def test_pages_with_long_compound_words_are_not_second_guessed():
+    """No page of the shared PDFs (German compounds, formulas, slides) triggers the second extractor."""
+    from pypdf import PdfReader
+
+    from ingest.loaders import RUN_TOGETHER_SHARE, run_together
+
+    reader = PdfReader(data_path("pdfs", "py-pdf-sample-files", "009-pdflatex-geotopo", "GeoTopo-komprimiert.pdf"))
+    scores = [run_together(p.extract_text() or "") for p in reader.pages]
+    assert 0 < max(scores) < RUN_TOGETHER_SHARE

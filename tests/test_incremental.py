@@ -168,3 +168,34 @@ def test_collections_are_separate_listed_searchable_and_removable(index, tmp_pat
     with pytest.raises(rag.RagError, match="invalid collection name"):
         index.add(docs, collection="bad name!")
     assert_consistent(index.path)
+
+
+def test_a_file_that_failed_for_want_of_a_password_is_retried_when_one_is_given(index, tmp_path):
+    from conftest import data_path
+
+    docs = tmp_path / "locked"
+    docs.mkdir()
+    locked = docs / "rc4.pdf"
+    shutil.copy(data_path("pdfs", "pdfminer-samples", "encryption", "rc4-128.pdf"), locked)
+    first = index.add(docs)
+    assert first.failed == [(str(locked), "encrypted PDF: a password is required")]
+    wrong = index.add(docs, password="not-it")
+    assert wrong.failed == [(str(locked), "encrypted PDF: wrong password")]  # tried, not replayed
+    opened = index.add(docs, password="foo")  # the file's bytes never changed
+    assert opened.added == [str(locked)] and opened.failed == [] and index.status().failures == {}
+
+
+def test_failed_files_are_retried_by_a_new_loader_version(index, docs, monkeypatch):
+    import ingest.pipeline
+
+    bad = docs / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4\n" + b"\x00garbage" * 50)
+    assert [p for p, _ in index.add(docs).failed] == [str(bad)]
+    tried = []
+    real_load = ingest.pipeline.load
+    monkeypatch.setattr(ingest.pipeline, "load", lambda path, **kw: tried.append(path) or real_load(path, **kw))
+    index.add(docs)
+    assert tried == []  # same loaders, same bytes: the failure is replayed without reading the file
+    monkeypatch.setattr(ingest.pipeline, "LOADER_VERSION", ingest.pipeline.LOADER_VERSION + 1)
+    again = index.add(docs)
+    assert tried == [bad] and [p for p, _ in again.failed] == [str(bad)]
