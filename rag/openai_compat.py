@@ -1,6 +1,7 @@
 """The OpenAI wire format for `rag serve`: request models with their limits, and the JSON it sends back.
 
-Requests are validated here (sizes, counts, ranges) so the routes in rag/server.py only route. Fields of
+Requests are validated here (sizes, counts, ranges, and text that is valid Unicode: JSON can carry a lone
+surrogate such as "\\ud800", which no tokenizer takes) so the routes in rag/server.py only route. Fields of
 the OpenAI API this server cannot honour (temperature, n, tools…) are accepted and ignored, so existing
 clients work unchanged. Responses carry one extra top-level field, `sources`. No I/O happens here.
 """
@@ -14,7 +15,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from rag.types import Answer, Source
 
@@ -25,7 +26,18 @@ MAX_INPUTS = 256  # texts per embeddings request
 MAX_TEXT_CHARS = 32_000  # per question, search query or embeddings input
 SNIPPET_CHARS = 240
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+def valid_unicode(text: str) -> str:
+    """`text` if it can be encoded as UTF-8; a lone surrogate (JSON "\\ud800") is a ValueError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"text is not valid Unicode: a lone surrogate at character {exc.start}") from None
+    return text
+
+
+Str = Annotated[str, AfterValidator(valid_unicode)]
+Text = Annotated[Str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
 
 
 class _Lenient(BaseModel):
@@ -34,12 +46,12 @@ class _Lenient(BaseModel):
 
 class TextPart(_Lenient):
     type: Literal["text"]
-    text: str
+    text: Str
 
 
 class Message(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: Str | list[TextPart] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -54,7 +66,7 @@ class StreamOptions(_Lenient):
 class ChatRequest(_Lenient):
     """POST /v1/chat/completions. Extras beyond OpenAI's fields: `k` (chunks to retrieve), `thinking`."""
 
-    model: str
+    model: Str
     messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -87,7 +99,7 @@ class ChatRequest(_Lenient):
 class EmbeddingsRequest(_Lenient):
     """POST /v1/embeddings: one text or a list of texts (token-id inputs are not supported)."""
 
-    model: str
+    model: Str
     input: Text | list[Text] = Field(max_length=MAX_INPUTS)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
@@ -101,7 +113,7 @@ class SearchRequest(_Lenient):
 
     query: Text
     k: int | None = Field(None, ge=1, le=MAX_K)
-    collection: str | None = None
+    collection: Str | None = None
 
 
 # -- responses -------------------------------------------------------------------------------------
@@ -153,7 +165,8 @@ def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def completion_json(model: str, answer: Answer, max_tokens: int) -> dict:
+def completion_json(model: str, answer: Answer, max_tokens: int, finish: str | None = None) -> dict:
+    """A chat.completion; `finish` overrides the finish reason (an answer cut at the time limit: "length")."""
     message: dict[str, Any] = {"role": "assistant", "content": answer.text}
     if answer.thinking:
         message["reasoning_content"] = answer.thinking
@@ -162,7 +175,7 @@ def completion_json(model: str, answer: Answer, max_tokens: int) -> dict:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(answer, max_tokens)}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish or finish_reason(answer, max_tokens)}],
         "usage": usage_json(answer),
         "sources": sources_json(answer),
     }
