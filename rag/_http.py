@@ -1,14 +1,20 @@
-"""HTTP plumbing for `rag serve`: OpenAI-shaped errors, the API-key check and the request-size limit.
+"""HTTP plumbing for `rag serve`: OpenAI-shaped errors, the API-key check, the Host/Origin check and the
+request-size limit.
 
 Every error leaves as {"error": {"message", "type", "param", "code"}} with a fitting status: 400 for
-invalid requests (OpenAI's choice over 422), 401 bad key, 404 unknown model/chunk/route, 413 too large,
-500 server errors (whose internals stay in the server log). No routes live here (rag/server.py).
+invalid requests (OpenAI's choice over 422), 401 bad key, 403 foreign Host or Origin, 404 unknown
+model/chunk/route, 413 too large, 503 busy (with Retry-After), 500 server errors (whose internals stay in
+the server log). Messages pass through a `redact` function first, so no local path leaves the machine.
+No routes live here (rag/server.py).
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +23,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
 import rag
+from rag._serving import Busy
 from rag.openai_compat import error_body
 
 INTERNAL = "internal error (see the server log)"
@@ -26,9 +33,11 @@ log = logging.getLogger("rag.server")
 class ApiError(Exception):
     """An error response: HTTP status plus OpenAI's error fields."""
 
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param=None, code=None):
+    def __init__(
+        self, status: int, message: str, type: str = "invalid_request_error", param=None, code=None, headers=None
+    ):
         super().__init__(message)
-        self.status, self.body = status, error_body(message, type, param, code)
+        self.status, self.body, self.headers = status, error_body(message, type, param, code), headers
 
 
 def require_key(api_key: str | None):
@@ -50,13 +59,16 @@ def public_message(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, rag.RagError) else INTERNAL
 
 
-def add_error_handlers(app: FastAPI) -> None:
+def add_error_handlers(app: FastAPI, redact: Callable[[str], str] = str) -> None:
+    """OpenAI-shaped replies for every error; `redact` cleans the message of a RagError (local paths)."""
+
     def reply(status: int, body: dict, headers=None) -> JSONResponse:
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return reply(exc.status, exc.body, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
+        return reply(exc.status, exc.body, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -71,17 +83,71 @@ def add_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return reply(exc.status_code, error_body(str(exc.detail), "invalid_request_error"), exc.headers)
 
+    @app.exception_handler(Busy)
+    async def busy(_: Request, exc: Busy) -> JSONResponse:
+        body = error_body(exc.message + ", retry later", "server_error", None, "busy")
+        return reply(503, body, {"Retry-After": str(exc.retry_after)})
+
     @app.exception_handler(rag.NotInIndex)
     async def not_found(_: Request, exc: rag.NotInIndex) -> JSONResponse:
-        return reply(404, error_body(exc.message, "invalid_request_error", None, "not_found"))
+        return reply(404, error_body(redact(exc.message), "invalid_request_error", None, "not_found"))
 
     @app.exception_handler(rag.RagError)
     async def rag_error(_: Request, exc: rag.RagError) -> JSONResponse:
-        return reply(500, error_body(str(exc), "server_error"))
+        return reply(500, error_body(redact(str(exc)), "server_error"))
 
     @app.exception_handler(Exception)
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         return reply(500, error_body(INTERNAL, "server_error"))
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.x.x.x or ::1 (with or without brackets)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+class HostCheck:
+    """ASGI middleware against DNS rebinding and cross-site requests: 403 unless the Host header names
+    this machine (or an `allowed` host), and an Origin header, if sent, names one too.
+
+    A page on evil.example whose name the attacker re-points at 127.0.0.1 reaches a loopback server
+    with `Host: evil.example`: without an API key (`any_host` False) only loopback and `allowed` names
+    are served. The Origin check holds with a key too: a browser page from a foreign site is refused.
+    """
+
+    def __init__(self, app, allowed: Iterable[str] = (), any_host: bool = False) -> None:
+        self.app, self.any_host = app, any_host
+        self.allowed = {name.lower().strip("[]") for name in allowed}
+
+    def ours(self, host: str | None) -> bool:
+        return host is not None and (is_loopback(host) or host.lower().strip("[]") in self.allowed)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        refusal = None
+        if not self.any_host and not self.ours(_host_name(headers.get("host", ""))):
+            refusal = "this server answers only requests addressed to localhost (Host header); see --allow-host"
+        elif "origin" in headers and not self.ours(_host_name(headers["origin"], url=True)):
+            refusal = "requests from web pages of other sites are refused (Origin header); see --allow-host"
+        if refusal is None:
+            return await self.app(scope, receive, send)
+        body = error_body(refusal, "invalid_request_error", None, "forbidden_host")
+        await JSONResponse(body, status_code=403)(scope, receive, send)
+
+
+def _host_name(value: str, url: bool = False) -> str | None:
+    """The host name in a Host header ("evil.example:8000", "[::1]:80") or an Origin; None if unreadable."""
+    try:
+        return urlsplit(value if url else f"//{value}").hostname
+    except ValueError:
+        return None
 
 
 class BodyLimit:

@@ -389,6 +389,10 @@ def serve(
         typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' [env: RAG_API_KEY].", show_default=False),
     ] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default answer length, in tokens.", min=1)] = 512,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option("--allow-host", help="Also answer requests for this host name (Host/Origin); repeatable."),
+    ] = None,
 ) -> None:
     """Serve the index over an OpenAI-compatible HTTP API: chat, embeddings, search. Ctrl-C stops."""
     from rag import server  # FastAPI/uvicorn load only for this command
@@ -397,7 +401,8 @@ def serve(
     key = api_key or s.api_key
     server.check_bind(host, key)  # before minutes of model loading, not after
     err.print(f"Serving {idx.path} at http://{host}:{port}/v1 (models: rag, rag:<collection>)", markup=False)
-    server.serve(idx, host=host, port=port, api_key=key, k=s.k, max_tokens=max_tokens)
+    hosts = allow_host or ()
+    server.serve(idx, host=host, port=port, api_key=key, k=s.k, max_tokens=max_tokens, allowed_hosts=hosts)
 
 
 @_command

@@ -7,60 +7,66 @@
     GET  /v1/chunks/{id}        one chunk with its full text
     GET  /health                liveness, no key needed
 
-The models load once, at start-up, and are shared; all model work runs on one ModelWorker thread, so
-concurrent requests queue instead of crashing MLX (beyond `max_queue` waiting jobs they get 503).
-Errors, limits and the API key are rag/_http.py's; the wire format is rag/openai_compat.py's.
+The models load once, at start-up, and are shared. Searches and embeddings run on one worker thread,
+answers on another (rag/_serving.py), so a search never waits behind an answer; beyond each queue's
+limit requests get 503 with Retry-After. An answer is capped in tokens and in seconds, and stops when
+its client disconnects. Errors, the API key, the Host/Origin check and the body limit are rag/_http.py's;
+the wire format is rag/openai_compat.py's.
 This module only adapts HTTP to the public `rag` API; it never reads the environment (rag/cli.py does).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 import rag
 from rag import openai_compat as oa
-from rag._http import ApiError, BodyLimit, add_error_handlers, log, public_message, require_key
+from rag._http import (
+    ApiError,
+    BodyLimit,
+    HostCheck,
+    add_error_handlers,
+    is_loopback,
+    log,
+    public_message,
+    require_key,
+)
+from rag._serving import (
+    DEFAULT_ANSWER_SECONDS,
+    DEFAULT_MAX_ANSWER_QUEUE,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_TOKEN_CAP,
+    SHUTDOWN_WAIT_S,
+    Limits,
+    Models,
+    Partial,
+)
 from rag.chat import standalone_question
 from rag.generate import DEFAULT_MAX_TOKENS
 from rag.index import DEFAULT_K
-from rag.worker import ModelWorker
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any question, far below a memory problem
-DEFAULT_MAX_QUEUE = 64
+DISCONNECT_POLL_S = 0.25
 MODEL = "rag"  # all collections; "rag:<name>" is one collection
 
 
 class Service:
-    """What each endpoint does, over the public API; model work goes through the one worker."""
+    """What each endpoint does, over the public API; model work goes through rag/_serving.py's workers."""
 
-    def __init__(self, index: rag.Index, k: int, max_tokens: int, max_queue: int) -> None:
-        self.index, self.k, self.max_tokens, self.max_queue = index, k, max_tokens, max_queue
-        self.worker = ModelWorker()
+    def __init__(self, index: rag.Index, k: int, max_tokens: int, limits: Limits) -> None:
+        self.index, self.k, self.max_tokens = index, k, max_tokens
+        self.models = Models(index, limits)
         self.started = int(time.time())
-
-    def warm_up(self) -> None:
-        self.index.status()  # opens the store
-        self.index.embedder.embed(["warm-up"])
-        _ = self.index.generator
-
-    def check_queue(self) -> None:
-        if self.worker.pending >= self.max_queue:
-            raise ApiError(
-                503, f"busy: {self.worker.pending} requests queued, retry later", "server_error", code="busy"
-            )
-
-    async def on_worker(self, fn, *args, **kwargs):
-        self.check_queue()
-        return await self.worker.run(fn, *args, **kwargs)
 
     async def collection_of(self, model: str) -> str | None:
         """The collection a `model` field names: "rag" -> None (all), "rag:<name>" -> name if it exists; else 404."""
@@ -72,7 +78,7 @@ class Service:
         message = f"The model '{model}' does not exist: GET /v1/models lists them"
         raise ApiError(404, message, param="model", code="model_not_found")
 
-    async def models(self) -> dict:
+    async def models_list(self) -> dict:
         names = await run_in_threadpool(self.index.collections)
         data = [oa.model_json(MODEL, self.started, collection=None)]
         data += [oa.model_json(f"{MODEL}:{name}", self.started, collection=name) for name in names]
@@ -81,29 +87,32 @@ class Service:
     async def model(self, model_id: str) -> dict:
         return oa.model_json(model_id, self.started, collection=await self.collection_of(model_id))
 
-    async def chat(self, body: oa.ChatRequest):
+    async def chat(self, body: oa.ChatRequest, request: Request):
         collection = await self.collection_of(body.model)
         question = body.question()
         if question is None:
             message = f"messages need a user message of 1 to {oa.MAX_TEXT_CHARS} characters"
             raise ApiError(400, message, param="messages")
+        self.models.check_answers()  # a full queue refuses before any work is done
         history = body.history()
         if history:  # a follow-up: rewrite it into a standalone question before retrieval
-            question = await self.on_worker(standalone_question, self.index.generator, history, question)
-        limit = body.token_limit(self.max_tokens)
+            question = await self.models.generate(standalone_question, self.index.generator, history, question)
+        limit = self.models.tokens(body.token_limit(self.max_tokens))
         options = dict(k=body.k or self.k, collection=collection, thinking=body.thinking, max_tokens=limit)
+        stop = threading.Event()
         if not body.stream:
-            answer = await self.on_worker(self.index.ask, question, **options)
-            return oa.completion_json(body.model, answer, limit)
-        self.check_queue()
-        events = self.worker.stream(lambda: self.index.stream_answer(question, **options))
+            async with _stop_on_disconnect(request, stop):
+                answer, cut = await self.models.answer(question, stop, **options)
+            return oa.completion_json(body.model, answer, limit, finish="length" if cut else None)
+        events = self.models.stream(question, stop, **options)  # a disconnect closes it: Starlette cancels _sse
         first = await anext(events)  # errors during retrieval still get a proper status code
         usage = body.stream_options is not None and body.stream_options.include_usage
-        return StreamingResponse(_sse(body.model, first, events, limit, usage), media_type="text/event-stream")
+        body_lines = _sse(body.model, question, first, events, limit, usage, self.models.redact)
+        return StreamingResponse(body_lines, media_type="text/event-stream")
 
     async def embeddings(self, body: oa.EmbeddingsRequest) -> dict:
         await self.collection_of(body.model)
-        vectors, tokens = await self.on_worker(_embed, self.index, body.texts())
+        vectors, tokens = await self.models.search(_embed, self.index, body.texts())
         if body.dimensions not in (None, vectors.shape[1]):
             raise ApiError(400, f"this embedder has {vectors.shape[1]} dimensions", param="dimensions")
         return oa.embeddings_json(body.model, vectors, tokens, body.encoding_format)
@@ -111,7 +120,7 @@ class Service:
     async def search(self, body: oa.SearchRequest) -> dict:
         if body.collection is not None:
             await self.collection_of(f"{MODEL}:{body.collection}")
-        hits = await self.on_worker(self.index.search, body.query, body.k or self.k, body.collection)
+        hits = await self.models.search(self.index.search, body.query, body.k or self.k, body.collection)
         data = [oa.source_json(hit, n, text=True) for n, hit in enumerate(hits, 1)]
         return {"object": "list", "query": body.query, "data": data}
 
@@ -127,6 +136,10 @@ def create_app(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_queue: int = DEFAULT_MAX_QUEUE,
+    max_answer_queue: int = DEFAULT_MAX_ANSWER_QUEUE,
+    token_cap: int = DEFAULT_TOKEN_CAP,
+    answer_seconds: float = DEFAULT_ANSWER_SECONDS,
+    allowed_hosts: Sequence[str] = (),
 ) -> FastAPI:
     """The ASGI app serving `index`.
 
@@ -136,22 +149,32 @@ def create_app(
         k: chunks retrieved per question unless a request sends `k` (default 5).
         max_tokens: answer length unless a request sends `max_tokens` (default 512).
         max_body_bytes: larger request bodies are refused with 413 (default 1 MiB).
-        max_queue: model jobs allowed to wait at once before requests get 503 (default 64).
+        max_queue: searches and embeddings allowed to wait before requests get 503 (default 64).
+        max_answer_queue: answers allowed to wait behind the one being generated (default 4).
+        token_cap: no answer is longer, whatever `max_tokens` a request sends (default 1024).
+        answer_seconds: an answer still generating after this long stops there, finish_reason "length"
+            (default 120).
+        allowed_hosts: host names (besides localhost, 127.x.x.x and [::1]) that requests may name in
+            their Host header, and browser pages in their Origin; without an `api_key` no other Host is
+            served, so a DNS-rebinding page cannot read the index (default: none).
     """
-    service = Service(index, k, max_tokens, max_queue)
+    limits = Limits(token_cap, answer_seconds, max_queue, max_answer_queue)
+    service = Service(index, k, max_tokens, limits)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        await service.worker.run(service.warm_up)
+        await asyncio.wrap_future(service.models.warm_up())
         yield
-        service.worker.close()
+        if not await run_in_threadpool(service.models.close, SHUTDOWN_WAIT_S):
+            log.warning("model work still running at shutdown")
 
     app = FastAPI(title="rag", version=rag.__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    add_error_handlers(app)
+    add_error_handlers(app, service.models.redact)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(HostCheck, allowed=allowed_hosts, any_host=api_key is not None)  # runs first
     app.add_api_route("/health", _health, methods=["GET"])
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key(api_key))])
-    v1.add_api_route("/models", service.models, methods=["GET"])
+    v1.add_api_route("/models", service.models_list, methods=["GET"])
     v1.add_api_route("/models/{model_id}", service.model, methods=["GET"])
     v1.add_api_route("/chat/completions", service.chat, methods=["POST"])
     v1.add_api_route("/embeddings", service.embeddings, methods=["POST"])
@@ -191,15 +214,6 @@ def check_bind(host: str, api_key: str | None) -> None:
         )
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
 async def _health() -> dict:
     return {"status": "ok"}
 
@@ -209,26 +223,49 @@ def _embed(index: rag.Index, texts: list[str]):
     return embedder.embed(texts), sum(len(embedder.token_spans(t)) for t in texts)
 
 
-async def _sse(model: str, first, events: AsyncIterator, max_tokens: int, usage: bool) -> AsyncIterator[str]:
-    """The SSE body: a role chunk, content (and reasoning) deltas, a finish chunk with `sources`, [DONE]."""
+async def _sse(
+    model: str, question: str, first, events: AsyncIterator, max_tokens: int, usage: bool, redact
+) -> AsyncIterator[str]:
+    """The SSE body: a role chunk, content (and reasoning) deltas, a finish chunk with `sources`, [DONE].
+
+    A stream that ends without its DoneEvent was cut at the time limit: it finishes with "length"."""
     out = oa.ChunkWriter(model)
+    partial = Partial(question)
     yield out.delta({"role": "assistant", "content": ""})
     try:
         async with aclosing(events):
             async for event in _chain(first, events):
+                partial.add(event)
                 if isinstance(event, rag.TokenEvent):
                     yield out.delta({"content": event.text})
                 elif isinstance(event, rag.ThinkingEvent):
                     yield out.delta({"reasoning_content": event.text})
-                elif isinstance(event, rag.DoneEvent):
-                    answer = event.answer
-                    yield out.delta({}, oa.finish_reason(answer, max_tokens), sources=oa.sources_json(answer))
-                    if usage:
-                        yield out.usage(answer)
+        answer = partial.answer()
+        finish = "length" if partial.cut else oa.finish_reason(answer, max_tokens)
+        yield out.delta({}, finish, sources=oa.sources_json(answer))
+        if usage:
+            yield out.usage(answer)
     except Exception as exc:  # the 200 header is out: the error travels in the stream, as OpenAI does
         log.exception("streamed answer failed")
-        yield oa.sse(oa.error_body(public_message(exc), "server_error"))
+        yield oa.sse(oa.error_body(redact(public_message(exc)), "server_error"))
     yield oa.sse("[DONE]")
+
+
+@asynccontextmanager
+async def _stop_on_disconnect(request: Request, stop: threading.Event):
+    """Set `stop` if the client disconnects while the block runs (a non-streamed answer, still generating)."""
+
+    async def watch() -> None:
+        while not stop.is_set():
+            if await request.is_disconnected():
+                stop.set()
+            await asyncio.sleep(DISCONNECT_POLL_S)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
 
 
 async def _chain(first, rest: AsyncIterator) -> AsyncIterator:
