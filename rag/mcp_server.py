@@ -7,27 +7,45 @@ Tools (each a thin wrapper over the public `rag` API):
     ask(question, k, collection)                       the RAG answer with numbered sources
     status()                                           what is indexed, with which embedder
 
-Built on the official `mcp` SDK (MCPServer). Model work runs on one ModelWorker thread, so concurrent
-tool calls queue; the models start loading in the background as soon as the server starts. Errors the
-user can act on (RagError) reach the client as tool errors with their hint. This module does not read
-the environment or parse arguments (rag/cli.py does); stdout belongs to the protocol.
+Built on the official `mcp` SDK (MCPServer). Searches run on one worker thread and answers on another
+(rag/_serving.py), so a search never waits behind an answer; `ask` is capped in tokens and seconds. The
+models start loading in the background as soon as the server starts. Errors the user can act on
+(RagError) reach the client as tool errors with their hint, without the index's local path; any other
+failure is a tool error that says to look at the server's log (stderr).
+A line on stdin that is not JSON, not a JSON-RPC message, or carries text that is not valid Unicode (a
+lone surrogate, "\\ud800") is answered with a JSON-RPC error (-32700, -32600, -32602): the SDK drops such
+lines silently, which leaves the client waiting for a reply that never comes.
+This module does not read the environment or parse arguments (rag/cli.py does); stdout belongs to the
+protocol.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import io
+import json
+import logging
+import sys
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
+import anyio
+import mcp_types as types
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, Field
 
 import rag
+from rag._serving import SHUTDOWN_WAIT_S, Limits, Models
 from rag.generate import DEFAULT_MAX_TOKENS
 from rag.index import DEFAULT_K
-from rag.worker import ModelWorker
 
 MAX_K = 50
 DEFAULT_DOCUMENT_CHUNKS = 50
+INTERNAL = "internal error (see the server's log)"
+log = logging.getLogger("rag.mcp")
 
 INSTRUCTIONS = (
     "Search and question the user's own indexed documents (PDF, Markdown, Word, HTML, …). "
@@ -93,17 +111,26 @@ class Status(BaseModel):
     failed_files: int
 
 
-def create_mcp(index: rag.Index, *, k: int = DEFAULT_K, max_tokens: int = DEFAULT_MAX_TOKENS) -> MCPServer:
-    """The MCP server for `index`. `k` and `max_tokens` are the defaults for `search`/`ask`."""
-    worker = ModelWorker()
-    worker.submit(_warm_up, index)  # in the background: the client's handshake doesn't wait for it
+def create_mcp(
+    index: rag.Index, *, k: int = DEFAULT_K, max_tokens: int = DEFAULT_MAX_TOKENS, models: Models | None = None
+) -> MCPServer:
+    """The MCP server for `index`. `k` and `max_tokens` are the defaults for `search`/`ask`; `models` are the
+    workers it runs model work on (default: new ones, with rag/_serving.py's default limits)."""
+    models = models or Models(index)
+    models.warm_up()  # in the background: the client's handshake doesn't wait for it (errors: at first use)
     mcp = MCPServer("rag", instructions=INSTRUCTIONS, version=rag.__version__, log_level="WARNING")
 
-    async def call(fn, *args, **kwargs):
+    async def tool_errors(work):
         try:
-            return await worker.run(fn, *args, **kwargs)
+            return await work
         except rag.RagError as exc:
-            raise ToolError(str(exc)) from exc
+            raise ToolError(models.redact(str(exc))) from exc
+        except Exception as exc:  # the SDK would send its text, local paths and all
+            log.exception("tool call failed")
+            raise ToolError(INTERNAL) from exc
+
+    async def call(fn, *args, **kwargs):
+        return await tool_errors(models.search(fn, *args, **kwargs))
 
     @mcp.tool()
     async def search(query: str, k: K = k, collection: Collection = None) -> SearchResult:
@@ -133,7 +160,8 @@ def create_mcp(index: rag.Index, *, k: int = DEFAULT_K, max_tokens: int = DEFAUL
     @mcp.tool()
     async def ask(question: str, k: K = k, collection: Collection = None) -> AskResult:
         """Answer `question` from the user's documents with a local model; the answer cites sources as [n]."""
-        answer = await call(index.ask, question, k=k, collection=collection, max_tokens=max_tokens)
+        stop = threading.Event()  # set by the stream itself if the SDK cancels this call (cancelled, or EOF)
+        answer, _ = await tool_errors(models.answer(question, stop, k=k, collection=collection, max_tokens=max_tokens))
         return AskResult(answer=answer.text, citations=answer.citations, sources=[Chunk.of(s) for s in answer.sources])
 
     @mcp.tool()
@@ -144,11 +172,84 @@ def create_mcp(index: rag.Index, *, k: int = DEFAULT_K, max_tokens: int = DEFAUL
     return mcp
 
 
-def run_stdio(index: rag.Index, **options) -> None:
-    """Serve `index` over stdio until the client closes the connection (`options` as for `create_mcp`)."""
+def run_stdio(index: rag.Index, *, limits: Limits = Limits(), **options) -> None:
+    """Serve `index` over stdio until the client closes the connection (`options` as for `create_mcp`;
+    `limits` cap answers and queues). Work under way then finishes before the process exits."""
     if not index.exists:
         raise rag.IndexNotFound(f"no index at {index.path}")
-    create_mcp(index, **options).run("stdio")
+    models = Models(index, limits)
+    try:
+        anyio.run(serve_stdio, create_mcp(index, models=models, **options))
+    finally:
+        models.close(SHUTDOWN_WAIT_S)  # in-flight answers were cancelled: they stop at their next token
+
+
+async def serve_stdio(mcp: MCPServer) -> None:
+    """`mcp.run_stdio_async()`, with every line the SDK would drop answered by a JSON-RPC error."""
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")  # as the SDK reads it
+    lines = CheckedLines(anyio.wrap_file(stdin))
+    try:
+        async with stdio_server(stdin=lines) as (read_stream, write_stream):
+            lines.replies = write_stream
+            server = mcp._lowlevel_server  # what MCPServer.run_stdio_async runs, over our stdin
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+    finally:
+        stdin.detach()  # sys.stdin stays open
+
+
+class CheckedLines:
+    """stdin for the SDK's stdio transport: lines it can read pass through; any other is answered here,
+    with a JSON-RPC error on the transport's write stream, and never reaches the SDK."""
+
+    def __init__(self, source) -> None:
+        self.source, self.replies = source, None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[str]:
+        async for line in self.source:
+            readable, reply = check_line(line)
+            if readable:
+                yield line
+            elif reply is not None and self.replies is not None:
+                await self.replies.send(SessionMessage(reply))
+
+
+def check_line(line: str) -> tuple[bool, types.JSONRPCError | None]:
+    """(True, None) if the SDK can read `line`; else (False, the JSON-RPC error that answers it), the
+    error None for a notification (JSON-RPC never answers those, not even with an error)."""
+    if not line.strip():
+        return True, None  # the SDK skips blank lines itself
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return False, _error(None, types.PARSE_ERROR, "parse error: the line is not JSON")
+    request_id = message.get("id") if isinstance(message, dict) else None
+    if not (isinstance(request_id, str | int) and not isinstance(request_id, bool) and _encodable(request_id)):
+        request_id = None
+    notification = isinstance(message, dict) and "method" in message and "id" not in message
+    if not _encodable(message):
+        text = "invalid params: text that is not valid Unicode (a lone surrogate such as \\ud800)"
+        return False, None if notification else _error(request_id, types.INVALID_PARAMS, text)
+    try:
+        types.jsonrpc_message_adapter.validate_python(message, by_name=False)
+    except ValueError:
+        text = "invalid request: not a JSON-RPC 2.0 message"
+        return False, None if notification else _error(request_id, types.INVALID_REQUEST, text)
+    return True, None
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _error(request_id: str | int | None, code: int, message: str) -> types.JSONRPCError:
+    return types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=message))
 
 
 def _status(st: rag.IndexStatus) -> Status:
@@ -162,11 +263,3 @@ def _status(st: rag.IndexStatus) -> Status:
         collections={name: {"documents": d, "chunks": c} for name, (d, c) in st.collections.items()},
         failed_files=len(st.failures),
     )
-
-
-def _warm_up(index: rag.Index) -> None:
-    try:
-        index.embedder.embed(["warm-up"])
-        _ = index.generator
-    except rag.RagError:
-        pass  # the first tool call that needs the model reports the error

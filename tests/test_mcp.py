@@ -4,6 +4,10 @@ client (list tools, search, fetch by id, ask, status). Real MiniLM, real SmolLM2
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import select
+import subprocess
 import sys
 
 import pytest
@@ -63,7 +67,9 @@ def test_mcp_server_lists_tools_searches_fetches_and_answers(index_dir, minilm_p
     document = seen["document"].structured_content
     assert document["total_chunks"] >= 1 and hits[0]["chunk_id"] in {c["chunk_id"] for c in document["chunks"]}
 
-    assert seen["missing"].is_error and "no chunk with id 'no-such-chunk'" in seen["missing"].content[0].text
+    missing = seen["missing"].content[0].text
+    assert seen["missing"].is_error and "no chunk with id 'no-such-chunk' in the index" in missing
+    assert str(index_dir) not in missing  # no local path leaves the server
 
     answer = seen["ask"].structured_content
     assert "flowerpot" in answer["answer"].lower()
@@ -76,3 +82,38 @@ def test_mcp_server_lists_tools_searches_fetches_and_answers(index_dir, minilm_p
 def test_mcp_command_without_an_index_fails_with_one_clear_line(tmp_path, minilm_path):
     run = CliRunner().invoke(app, ["mcp", "--index", str(tmp_path / "none"), "--embed-model", str(minilm_path)])
     assert run.exit_code == 1 and "no index at" in run.output
+
+
+def test_mcp_server_answers_lines_it_cannot_take_with_json_rpc_errors(index_dir, minilm_path, smollm2_path, tmp_path):
+    """The SDK drops such lines silently (a client waited 120 s for a reply); each gets an error at once."""
+    params = server(index_dir, minilm_path, smollm2_path, tmp_path / "home")
+    env = os.environ | params.env
+    with subprocess.Popen(
+        [params.command, *params.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    ) as process:
+
+        def reply(line: str, timeout: float = 60) -> dict:
+            process.stdin.write(line.encode() + b"\n")
+            process.stdin.flush()
+            ready, _, _ = select.select([process.stdout], [], [], timeout)
+            assert ready, f"no reply to {line!r}"
+            return json.loads(process.stdout.readline())
+
+        init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        assert reply(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}))["result"]
+        process.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+
+        def search(request_id: int, query: str) -> str:
+            arguments = {"name": "search", "arguments": {"query": query}}
+            return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": arguments})
+
+        not_json = reply("{not json", timeout=10)
+        lone = reply(search(2, "key LONE").replace("LONE", "\\ud800"), timeout=10)  # a lone surrogate
+        not_rpc = reply('{"id": 3, "hello": "world"}', timeout=10)
+        found = reply(search(4, "Where is the spare key hidden?"))  # still serving
+        process.stdin.close()
+        assert process.wait(60) == 0
+    assert not_json["id"] is None and not_json["error"]["code"] == -32700
+    assert lone["id"] == 2 and lone["error"]["code"] == -32602 and "Unicode" in lone["error"]["message"]
+    assert not_rpc["id"] == 3 and not_rpc["error"]["code"] == -32600
+    assert "flowerpot" in found["result"]["content"][0]["text"]
