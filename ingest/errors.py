@@ -39,6 +39,14 @@ class CorruptIndex(RagError):
     """A file of the index (its provenance or failure list) that cannot be read."""
 
 
+class TextIndexMissing(RagError):
+    """The index has chunks but no full-text index (an index run was stopped before building it)."""
+
+
+class IndexIncomplete(UserWarning):
+    """Warned (not raised) when a search runs on an index that lacks one of its search indexes."""
+
+
 class ModelLoadError(RagError):
     """A model (hub id or local folder) could not be loaded."""
 

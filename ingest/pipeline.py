@@ -36,6 +36,7 @@ from ingest.loaders import LOADER_VERSION, LOADERS, load
 from ingest.store import DEFAULT_COLLECTION, ChunkRow, DocInfo, Store
 
 WRITE_BATCH_CHUNKS = 256  # embed and commit once this many chunks are pending
+EMBED_SLICE = 256  # texts per embed call; progress is reported after each
 
 
 @dataclass
@@ -71,7 +72,8 @@ class IndexReport:
 
 @dataclass(frozen=True)
 class Progress:
-    """Sent to the progress callback after each file."""
+    """Sent to the progress callback when a file starts (`done` counts the files before it), while its
+    chunks are embedded, and when it is done."""
 
     path: str
     done: int
@@ -90,6 +92,7 @@ def index_paths(
     password: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     batch_chunks: int = WRITE_BATCH_CHUNKS,
+    on_wait: Callable[[str], None] | None = None,
 ) -> IndexReport:
     """Bring `collection` in `store` in line with the files under `paths`. Returns an IndexReport.
 
@@ -101,22 +104,27 @@ def index_paths(
         chunking: chunk size and overlap in tokens. Default 256 / 32.
         collection: which collection of the index to update. Default "default".
         password: tried on encrypted PDFs.
-        progress: called after each file with a Progress.
+        progress: called after each file, and while a big file's chunks are embedded, with a Progress.
         batch_chunks: embed and commit whenever this many chunks are pending. Default 256.
+        on_wait: told (one line) if another index run holds the index's writer lock; this run then
+            waits for it and starts from what it wrote.
     """
-    run = _Run(store, embedder, chunking, collection, password, [str(p) for p in paths])
-    run.batch_chunks = batch_chunks
-    files = list(discover(run.given))
-    run.plan_removals({str(f) for f in files})
-    for done, path in enumerate(files, start=1):
-        run.visit(path)
-        if progress:
-            progress(
-                Progress(
-                    _printable(str(path)), done, len(files), run.report.chunks + run.pending_chunks, run.report.embedded
-                )
-            )
-    return run.finish()
+    given = [str(p) for p in paths]
+    with store.write_lock(on_wait):
+        run = _Run(store, embedder, chunking, collection, password, given)  # reads the state after the lock
+        run.batch_chunks = batch_chunks
+        files = list(discover(run.given))
+        run.plan_removals({str(f) for f in files})
+        for done, path in enumerate(files, start=1):
+            if progress:  # before the file (it may take minutes), while its chunks embed, and after it
+                run.on_embedded = lambda p=path, d=done: progress(run.progress(p, d - 1, len(files)))
+                run.on_embedded()
+            run.visit(path)
+            if progress:
+                progress(run.progress(path, done, len(files)))
+        if progress and files:  # the last batch embeds after the last file
+            run.on_embedded = lambda: progress(run.progress(files[-1], len(files), len(files)))
+        return run.finish()
 
 
 @dataclass
@@ -146,6 +154,12 @@ class _Run:
         self.failures = {p: f for p, f in self.failed_before.items() if not self._under_roots(p)}
         self.gone: dict[str, DocInfo] = {}
         self.pending: list[_Pending] = []  # documents to write in the next commit
+        self.on_embedded: Callable[[], None] | None = None  # called after each slice of embeddings
+        self.text_index_seen = False
+
+    def progress(self, path: Path, done: int, total: int) -> Progress:
+        chunks = self.report.chunks + self.pending_chunks
+        return Progress(_printable(str(path)), done, total, chunks, self.report.embedded)
 
     @property
     def pending_chunks(self) -> int:
@@ -267,6 +281,9 @@ class _Run:
             vectors = self._vectors_one_by_one()
         rows = [r for p in self.pending for r in p.rows]
         self.store.replace_documents(self.collection, [d for p in self.pending for d in p.doomed], rows, vectors)
+        if rows and not self.text_index_seen:  # a first index run: text search works from its first commit
+            self.store.ensure_text_index()
+            self.text_index_seen = True
         for p in self.pending:
             p.outcome[0].append(p.outcome[1])
         self.report.chunks += len(rows)
@@ -300,11 +317,14 @@ class _Run:
         for i in todo:
             if rows[i].text_hash not in cache:
                 missing.setdefault(rows[i].text_hash, rows[i].text)
-        if missing:
+        hashes, texts = list(missing), list(missing.values())
+        for at in range(0, len(texts), EMBED_SLICE):  # in slices, so a big file's progress shows
             with _stage("embedding"):
-                embedded = self.embedder.embed(list(missing.values()))
-            cache.update(zip(missing, embedded, strict=True))
-            self.report.embedded += len(missing)
+                embedded = self.embedder.embed(texts[at : at + EMBED_SLICE])
+            cache.update(zip(hashes[at : at + EMBED_SLICE], embedded, strict=True))
+            self.report.embedded += len(embedded)
+            if self.on_embedded:
+                self.on_embedded()
         for i in todo:
             out[i] = cache[rows[i].text_hash]
         self.report.reused += len(todo) - len(missing)
@@ -315,7 +335,9 @@ class _Run:
         if self.gone:
             self.store.replace_documents(self.collection, list(self.gone), [], np.zeros((0, self.store.dim)))
             self.report.removed.extend(sorted(self.gone))
-        if self.report.chunks or self.report.removed:
+        # Indexes follow the rows; a run killed after its last commit left them behind, and the next
+        # run (even with nothing to change) builds what is missing: readers never do.
+        if self.report.chunks or self.report.removed or not self.store.has_text_index():
             self.store.sync_text_index()  # full-text search follows the vectors
             self.store.sync_vector_index()  # ANN index once the table is large enough
         if self.failures != self.failed_before:

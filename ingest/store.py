@@ -4,6 +4,7 @@ Layout of an index folder:
     index.json      schema version, embedder (id, fingerprint, dim), chunking settings
     chunks.lance/   one row per chunk: collection, document path/hash/size/mtime, position, text, vector
     failures.json   files that could not be indexed, per collection, with the reason (for `rag status`)
+    write.lock      held by the one index run writing at a time (`write_lock`)
 
 Every change to a set of documents is ONE LanceDB commit (`merge_insert` that inserts the new chunks and
 deletes the documents' old ones), so after a crash at any moment each document is either fully present,
@@ -20,7 +21,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
@@ -29,12 +31,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ingest.errors import CorruptIndex, EmbedderMismatch, IndexNotFound, RagError
+from ingest.errors import CorruptIndex, EmbedderMismatch, IndexNotFound, RagError, TextIndexMissing
 
 SCHEMA_VERSION = 2
 TABLE = "chunks"
 META_FILE = "index.json"
 FAILURES_FILE = "failures.json"
+LOCK_FILE = "write.lock"
 DEFAULT_COLLECTION = "default"
 
 # Vector (ANN) index, chosen with bench/query.py (MiniLM-like synthetic vectors, 2-core CPU, k=10): an
@@ -162,15 +165,22 @@ class Store:
 
     def collections(self) -> dict[str, tuple[int, int]]:
         """Map of collection name -> (documents, chunks)."""
-        table = self._scan(["collection", "chunk_index"])
+        return self.summary()[2]
+
+    def summary(self) -> tuple[int, int, dict[str, tuple[int, int]]]:
+        """(documents, chunks, collection -> (documents, chunks)), all read from ONE table version, so
+        the numbers agree with each other even while another process writes. A document indexed in two
+        collections counts once in the total."""
+        table = self._scan(["collection", "path", "chunk_index"])
         stats: dict[str, list[int]] = {}
-        for name, index in zip(
-            table.column("collection").to_pylist(), table.column("chunk_index").to_pylist(), strict=True
-        ):
+        paths = set()
+        for name, path, index in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
             entry = stats.setdefault(name, [0, 0])
             entry[0] += index == 0
             entry[1] += 1
-        return {name: (docs, chunks) for name, (docs, chunks) in sorted(stats.items())}
+            paths.add(path)
+        per = {name: (docs, chunks) for name, (docs, chunks) in sorted(stats.items())}
+        return len(paths), table.num_rows, per
 
     def count_chunks(self, collection: str | None = None) -> int:
         return self._table.count_rows(_collection_filter(collection))
@@ -216,10 +226,16 @@ class Store:
         return [(_row(r), 1.0 - float(r["_distance"])) for r in query.to_arrow().to_pylist()]
 
     def search_text(self, text: str, k: int, where: Filter | None = None) -> list[tuple[ChunkRow, float]]:
-        """The k best full-text (BM25) matches for `text`, best first, as (row, BM25 score)."""
+        """The k best full-text (BM25) matches for `text`, best first, as (row, BM25 score). Readers
+        never build indexes: without a full-text index (a run killed before building it) this raises
+        TextIndexMissing, and the caller decides how to fall back."""
         if not text.strip() or not self.count_chunks():
             return []
-        self.ensure_text_index()
+        if not self.has_text_index():
+            raise TextIndexMissing(
+                f"the index at {self.root} has no full-text index yet",
+                "run `rag index` on your folders again: it builds the missing index",
+            )
         query = self._table.search(text, query_type="fts", fts_columns="text").limit(k)
         query = query.select(ROW_FIELDS + ["_score"])
         if where and where.sql():
@@ -231,10 +247,13 @@ class Store:
         wanted = set(indexes)
         return [r for r in self.document_chunks(path, collection) if r.chunk_index in wanted]
 
+    def has_text_index(self) -> bool:
+        return any(i.index_type == "FTS" for i in self._table.list_indices())
+
     def ensure_text_index(self) -> None:
-        """Create the full-text index on chunk text if there is none. Rows added later are searched too
-        (unindexed rows are scanned) until `sync_text_index` folds them in."""
-        if not any(i.index_type == "FTS" for i in self._table.list_indices()):
+        """Create the full-text index on chunk text if there is none (writers only). Rows added later are
+        searched too (unindexed rows are scanned) until `sync_text_index` folds them in."""
+        if not self.has_text_index():
             self._table.create_index("text", config=_fts_config(), replace=True)
 
     def sync_text_index(self) -> None:
@@ -242,7 +261,7 @@ class Store:
         added since into it (LanceDB's optimize, which also compacts small files)."""
         if not self.count_chunks():
             return
-        if any(i.index_type == "FTS" for i in self._table.list_indices()):
+        if self.has_text_index():
             self._table.optimize()
         else:
             self.ensure_text_index()
@@ -281,6 +300,25 @@ class Store:
         return query.limit(None).to_arrow()
 
     # -- writing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def write_lock(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the index's writer lock (a file lock in the index folder) for a run of writes. A second
+        writer (another `rag index` on the same index) waits here, after `on_wait` is told why, and then
+        sees the first one's commits, so no file is indexed twice. Readers never take it."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.root / LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait:
+                on_wait(f"another index run is writing to {self.root}; waiting for it to finish …")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def replace_documents(
         self, collection: str, paths: Iterable[str], rows: Sequence[ChunkRow], vectors: np.ndarray

@@ -102,6 +102,7 @@ def index(
     if not (quiet or as_json):
         err.print(f"Indexing into {idx.path} (collection {collection}) …", markup=False)
     options = dict(collection=collection, password=password or s.pdf_password, batch_chunks=batch_chunks)
+    options["on_wait"] = lambda why: err.print(why, markup=False)
     if quiet or as_json:
         report = idx.add(*paths, **options)
     else:

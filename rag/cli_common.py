@@ -7,6 +7,7 @@ This module registers no commands.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Annotated
 
@@ -37,7 +38,10 @@ def guard(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("once", rag.IndexIncomplete)
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except rag.RagError as exc:
             if state["debug"]:
                 raise
@@ -45,6 +49,17 @@ def guard(fn: Callable) -> Callable:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The index's own warnings as one yellow line on stderr; any other warning as Python shows it."""
+    if issubclass(category, rag.IndexIncomplete):
+        err.print(f"[yellow]Note:[/yellow] {escape(str(message))}")
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
 
 
 def print_error(exc: rag.RagError) -> None:

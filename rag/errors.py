@@ -3,6 +3,7 @@
 from ingest.errors import (
     CorruptIndex,
     EmbedderMismatch,
+    IndexIncomplete,
     IndexNotFound,
     LoadError,
     ModelLoadError,
@@ -14,6 +15,7 @@ from ingest.errors import (
 __all__ = [
     "CorruptIndex",
     "EmbedderMismatch",
+    "IndexIncomplete",
     "IndexNotFound",
     "LoadError",
     "ModelLoadError",

@@ -122,11 +122,13 @@ class Index:
         password: str | None = None,
         progress: Callable[[Progress], None] | None = None,
         batch_chunks: int = WRITE_BATCH_CHUNKS,
+        on_wait: Callable[[str], None] | None = None,
     ) -> IndexReport:
         """Bring `collection` in line with these files and folders: new and changed files are indexed,
         unchanged ones skipped, renamed ones re-pathed, deleted ones removed. Bad files are listed in
         `report.failed`, never raised. `password` is tried on encrypted PDFs; every `batch_chunks`
-        chunks are embedded and committed together."""
+        chunks are embedded and committed together. If another run is writing to this index, this one
+        waits for it (telling `on_wait` first) and then does only what is left."""
         check_collection_name(collection)
         store = self._writable()
         stored = store.meta["chunking"]
@@ -140,6 +142,7 @@ class Index:
             password=password,
             progress=progress,
             batch_chunks=batch_chunks,
+            on_wait=on_wait,
         )
 
     def watch(
@@ -399,12 +402,13 @@ class Index:
             return IndexStatus(path=str(self.path), exists=False, blas=_blas.status())
         store = self._open()
         meta = store.meta
+        documents, chunks, collections = store.summary()  # one table version: the numbers agree
         return IndexStatus(
             path=str(self.path),
             exists=True,
-            documents=len(store.documents()),
-            chunks=store.count_chunks(),
-            collections=store.collections(),
+            documents=documents,
+            chunks=chunks,
+            collections=collections,
             failures=store.failures(),
             embedder=meta["embedder"]["id"],
             dim=meta["embedder"]["dim"],

@@ -3,6 +3,7 @@ end-of-run report. Rendering only: no indexing logic lives here."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,17 +14,20 @@ from rich.markup import escape
 
 from ingest.pipeline import IndexReport, Progress
 
-LOG_EVERY_S = 5.0
+LOG_EVERY_S = 5.0  # off a terminal: a line after a file at most this often
+HEARTBEAT_S = 30.0  # ... and at least this often while one file takes longer
 
 
 @contextmanager
 def progress_reporter(console: Console) -> Iterator[Callable[[Progress], None]]:
-    """Yield a progress callback: a rich bar on a terminal, else a log line every few seconds."""
+    """Yield a progress callback: a rich bar on a terminal, else a log line every few seconds, and one at
+    least every `HEARTBEAT_S` while a single big file keeps the run busy."""
     if console.is_terminal:
         with _bar(console) as update:
             yield update
     else:
-        yield _logger(console)
+        with _logger(console) as update:
+            yield update
 
 
 @contextmanager
@@ -50,22 +54,44 @@ def _bar(console: Console) -> Iterator[Callable[[Progress], None]]:
         yield update
 
 
-def _logger(console: Console) -> Callable[[Progress], None]:
+@contextmanager
+def _logger(console: Console) -> Iterator[Callable[[Progress], None]]:
     started = time.perf_counter()
-    last = [started]
+    state = {"last": started, "seen": None}
+    lock = threading.Lock()
+
+    def line(p: Progress, now: float) -> None:
+        state["last"] = now
+        rate = p.chunks / max(now - started, 1e-9)
+        console.print(
+            f"[{p.done}/{p.total} files] {p.chunks} chunks, {rate:.1f} chunks/s — {p.path}",
+            markup=False,
+            highlight=False,
+        )
 
     def update(p: Progress) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= LOG_EVERY_S or p.done == p.total:
-            last[0] = now
-            rate = p.chunks / max(now - started, 1e-9)
-            console.print(
-                f"[{p.done}/{p.total} files] {p.chunks} chunks, {rate:.1f} chunks/s — {p.path}",
-                markup=False,
-                highlight=False,
-            )
+        with lock:
+            state["seen"] = p
+            now = time.perf_counter()
+            if now - state["last"] >= LOG_EVERY_S or p.done == p.total:
+                line(p, now)
 
-    return update
+    stop = threading.Event()
+
+    def heartbeat() -> None:  # a 600-page PDF is one file: say it is still being worked on
+        while not stop.wait(HEARTBEAT_S / 4):
+            with lock:
+                now = time.perf_counter()
+                if state["seen"] is not None and now - state["last"] >= HEARTBEAT_S:
+                    line(state["seen"], now)
+
+    ticker = threading.Thread(target=heartbeat, name="rag-progress", daemon=True)
+    ticker.start()
+    try:
+        yield update
+    finally:
+        stop.set()
+        ticker.join()
 
 
 def print_report(report: IndexReport, out: Console, err: Console, quiet: bool = False) -> None:

@@ -5,15 +5,18 @@ Hybrid fuses the two ranked lists with reciprocal rank fusion, score(d) = sum ov
 (Cormack et al., 2009; k = 60). Each list contributes its top `candidates`. Every returned source carries its cosine similarity to the query
 when vector search found it (`Source.similarity`, used to decide refusals), whatever the mode's score. A reranker, when given,
 rescores the top `rerank_top` fused candidates and they are re-sorted by its score.
-The query is normalised like indexed text (ingest/normalize.py) first. This module returns ranked chunks; merging, widening and diversifying them is context.py's job.
+An index without its full-text index (a run killed before building it) is searched by vector alone,
+with an `IndexIncomplete` warning: readers never build indexes. The query is normalised like indexed text (ingest/normalize.py) first. This module returns ranked chunks; merging, widening and diversifying them is context.py's job.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
 from ingest.embed import Embedder
+from ingest.errors import IndexIncomplete, TextIndexMissing
 from ingest.normalize import normalize_text
 from ingest.store import ChunkRow, Filter, Store
 from rag.types import Source
@@ -41,9 +44,17 @@ def retrieve(
         raise ValueError(f"unknown retrieval mode '{mode}': choose one of {', '.join(MODES)}")
     depth = max(k, candidates) if mode == "hybrid" else max(k, rerank_top if reranker else k)
     query = normalize_text(query)  # searched in the form the chunks were indexed in (ligatures, controls...)
+    text_hits: list[tuple[ChunkRow, float]] = []
+    if mode != "vector":
+        try:
+            text_hits = store.search_text(query, depth, where)
+        except TextIndexMissing as exc:
+            warnings.warn(
+                IndexIncomplete(f"{exc.message}: searching by meaning (vectors) only — {exc.hint}"), stacklevel=2
+            )
+            mode = "vector"
     vector = embedder.embed([getattr(embedder, "query_prefix", "") + query])[0] if mode != "text" else None
     vector_hits = store.search(vector, depth, where) if vector is not None else []
-    text_hits = store.search_text(query, depth, where) if mode != "vector" else []
     ranked = (
         fuse([vector_hits, text_hits])
         if mode == "hybrid"

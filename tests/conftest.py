@@ -6,11 +6,13 @@ Tests that need a model or data set that is absent are skipped, not failed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +126,36 @@ def make_pdf(path: Path, pages: list[str]) -> Path:
     with path.open("wb") as f:
         writer.write(f)
     return path
+
+
+class HashEmbedder:
+    """The real MiniLM tokenizer for chunk sizes; vectors from a hash of each text (no model): for tests
+    of indexing where the embedding model is not the point."""
+
+    def __init__(self, minilm_path: Path, fail_on: str | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(minilm_path / "tokenizer.json"))
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self.id = self.fingerprint = "hash-embedder"
+        self.dim, self.max_tokens, self.query_prefix = 8, 256, ""
+        self.fail_on = fail_on
+
+    def embed(self, texts):
+        if self.fail_on and any(self.fail_on in t for t in texts):
+            raise RuntimeError("the embedder choked")
+        out = np.array([np.frombuffer(hashlib.sha256(t.encode()).digest()[:32], np.uint8)[:8] for t in texts], float)
+        out = out.astype(np.float32) + 1
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def token_spans(self, text):
+        return self._tok.encode(text, add_special_tokens=False).offsets
+
+
+@pytest.fixture
+def hash_embedder(minilm_path):
+    return HashEmbedder(minilm_path)
 
 
 class CountingEmbedder:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_public_api_is_curated_and_importable():
     assert sorted(rag.__all__) == sorted(
-        "Answer ChunkConfig Conversation CorruptIndex DoneEvent Embedder EmbedderMismatch Event Evidence Generator Index "
+        "Answer ChunkConfig Conversation CorruptIndex DoneEvent Embedder EmbedderMismatch Event Evidence Generator Index IndexIncomplete "
         "IndexNotFound IndexReport IndexStatus LoadError MLXEmbedder MLXGenerator MLXReranker ModelLoadError "
         "NotInIndex Piece Progress RagError Reranker Sentence Source SourcesEvent ThinkingEvent Timings "
         "TokenEvent Turn UnsupportedFile open_index".split()

@@ -7,14 +7,12 @@ indexes the generated hostile PDFs once, end to end.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import assert_consistent, data_path
+from conftest import HashEmbedder, assert_consistent, data_path
 from pdfmaker import write_pdf
 
 from ingest import Store, index_paths
@@ -44,35 +42,6 @@ HOSTILE = [
     "\U0001f600",
     "\u4e2d\u6587",
 ]
-
-
-class HashEmbedder:
-    """The real MiniLM tokenizer for chunk sizes; vectors from a hash of each text (no model)."""
-
-    def __init__(self, minilm_path: Path, fail_on: str | None = None) -> None:
-        from tokenizers import Tokenizer
-
-        self._tok = Tokenizer.from_file(str(minilm_path / "tokenizer.json"))
-        self._tok.no_padding()
-        self._tok.no_truncation()
-        self.id = self.fingerprint = "hash-embedder"
-        self.dim, self.max_tokens, self.query_prefix = 8, 256, ""
-        self.fail_on = fail_on
-
-    def embed(self, texts):
-        if self.fail_on and any(self.fail_on in t for t in texts):
-            raise RuntimeError("the embedder choked")
-        out = np.array([np.frombuffer(hashlib.sha256(t.encode()).digest()[:32], np.uint8)[:8] for t in texts], float)
-        out = out.astype(np.float32) + 1
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-    def token_spans(self, text):
-        return self._tok.encode(text, add_special_tokens=False).offsets
-
-
-@pytest.fixture
-def hash_embedder(minilm_path):
-    return HashEmbedder(minilm_path)
 
 
 def _store(path: Path, embedder) -> Store:
