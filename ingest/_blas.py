@@ -57,9 +57,15 @@ def preload() -> None:
             _STATE["detail"] = f"could not load {path}: {exc}"
             continue
         _STATE["blas"] = f"{path.name} ({path}), {os.environ.get('MKL_NUM_THREADS', '?')} thread(s)"
+        _STATE["loaded"] = "1"
         return
     if not _STATE["detail"]:
         _STATE["detail"] = "no libmkl_rt found; `pip install mkl` for ~15x faster float32 on CPU"
+
+
+def loaded() -> bool:
+    """True if an optimized BLAS was loaded into this process before MLX."""
+    return _STATE.get("loaded") == "1"
 
 
 def status() -> str:

@@ -349,6 +349,41 @@ def search(
 
 
 @_command
+def doctor(
+    index: IndexOpt = None,
+    embed_model: EmbedOpt = None,
+    llm: LlmOpt = None,
+    preset: PresetOpt = None,
+    rerank_model: RerankModelOpt = None,
+    rerank: Annotated[
+        bool | None, typer.Option("--rerank/--no-rerank", help="Check the reranker too [default: with a GPU].")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check this machine's set-up: MLX, BLAS, each model (found, loads, quantization), speed, the index, disk."""
+    from rag import doctor as doc
+
+    flags = dict(index=index, embed_model=embed_model, llm=llm, preset=preset, rerank_model=rerank_model)
+    s, origins = config.resolve(**flags), config.origins(**flags)
+    checks = []
+    for check in doc.run_checks(s, origins, rerank=rerank):
+        checks.append(check)
+        if not as_json:
+            mark = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[dim]·[/dim]"}[check.ok]
+            hint = f" [yellow]— {escape(check.hint)}[/yellow]" if check.hint and check.ok is not True else ""
+            out.print(f"{mark} {check.name:<13}{escape(check.detail)}{hint}")
+    failed = [c for c in checks if c.ok is False]
+    if as_json:
+        out.print_json(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}))
+    elif failed:
+        err.print(f"{len(failed)} check(s) failed.", markup=False)
+    else:
+        out.print("All checks passed.")
+    if failed:
+        raise typer.Exit(1)
+
+
+@_command
 def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Show what is indexed, with which models, where, and which BLAS MLX uses."""
     idx, s = _open(index, None)

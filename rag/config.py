@@ -94,6 +94,36 @@ def resolve(
     )
 
 
+def origins(
+    *,
+    index: str | Path | None = None,
+    llm: str | None = None,
+    embed_model: str | None = None,
+    preset: str | None = None,
+    rerank_model: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Where each setting `resolve` would pick comes from: "flag", "env RAG_…", "config file" or
+    "default" (for `rag doctor`, which says it next to each model)."""
+    env = os.environ if env is None else env
+    file = _read_config(default_home(env) / "config.toml")
+    layers = {"index": (index, "RAG_INDEX"), "llm": (llm, "RAG_LLM"), "embed_model": (embed_model, "RAG_EMBED_MODEL")}
+    layers |= {"rerank_model": (rerank_model, "RAG_RERANK_MODEL")}
+    found = {}
+    for key, (flag, env_name) in layers.items():
+        if flag not in (None, ""):
+            found[key] = "flag"
+        elif env.get(env_name):
+            found[key] = f"env {env_name}"
+        elif file.get(key) not in (None, ""):
+            found[key] = "config file"
+        else:
+            found[key] = "default"
+    if found["llm"] == "default" and (preset or env.get("RAG_PRESET") or file.get("preset")):
+        found["llm"] = "preset"
+    return found
+
+
 def _read_config(path: Path) -> dict:
     if not path.is_file():
         return {}

@@ -1,0 +1,314 @@
+"""`rag doctor`: check this machine's set-up, one line per check, before anyone files a bug.
+
+    platform     OS, machine, Python
+    mlx          MLX version and backend (Metal / CUDA / CPU)
+    blas         on Linux: whether the optimized BLAS was loaded before MLX (float32 speed on the CPU)
+    embedder, chat model, reranker
+                 where each spec came from (flag / env / config file / default), where it was found (a
+                 folder, the model-hub cache; offline, a model missing from the cache is named instead of
+                 downloaded), that it loads, and its quantization and dtype once loaded
+    speed        a ~2-second micro-benchmark: embedding chunks/s, prefill and decode tokens/s
+    index        opens, schema version, built with the configured embedder, full-text and vector
+                 indexes present, files that failed to index
+    disk         free space where the model cache lives
+
+`run_checks` yields `Check`s as they finish (loading models takes a while); the CLI prints them.
+A check with `ok=False` is a failure (exit code 1); `ok=None` is information only.
+This module reads no settings itself: rag/cli.py passes resolved Settings and their origins.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rag
+from ingest import _blas
+from ingest.errors import RagError
+from ingest.models import read_config
+from ingest.store import META_FILE, SCHEMA_VERSION, VECTOR_INDEX_MIN_ROWS, Store
+from rag.config import DEFAULT_EMBED_MODEL, Settings
+
+BENCH_SECONDS = 2.0
+# The default models take ~3.3 GB (Qwen3-4B-4bit 2.3, Qwen3-Embedding-0.6B-8bit 0.65, the reranker 0.35).
+MIN_FREE_GB = 4.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # True passed, False failed, None information only
+    detail: str
+    hint: str = ""
+
+
+def run_checks(settings: Settings, origins: dict[str, str], *, rerank: bool | None = None) -> Iterator[Check]:
+    """Every check, in order. `rerank`: check the reranker too (None: only where reranking is on by
+    default, i.e. MLX has a GPU, or one is configured)."""
+    yield _platform()
+    yield _mlx()
+    if sys.platform.startswith("linux"):
+        yield _blas_check()
+    embed_spec, embed_origin = _embed_spec(settings, origins)
+    models: dict[str, Any] = {}
+    yield _model("embedder", embed_spec, embed_origin, _load_embedder, models)
+    yield _model("chat model", settings.llm, origins["llm"], _load_generator, models)
+    if rerank or (rerank is None and (settings.rerank_model or _gpu_backend())):
+        from rag.rerank import DEFAULT_RERANK_MODEL
+
+        spec = settings.rerank_model or DEFAULT_RERANK_MODEL
+        yield _model("reranker", spec, origins["rerank_model"], _load_reranker, models)
+    yield from _speed(models)
+    yield from _index(settings.index, models.get("embedder"))
+    yield _disk(
+        [s for s in (embed_spec, settings.llm) if not Path(s).expanduser().is_dir()],
+    )
+
+
+# -- the machine ----------------------------------------------------------------------------------------
+
+
+def _platform() -> Check:
+    return Check("platform", None, f"{platform.system()} {platform.machine()}, Python {platform.python_version()}")
+
+
+def _gpu_backend() -> str:
+    import mlx.core as mx
+
+    if mx.metal.is_available():
+        return "Metal"
+    cuda = getattr(mx, "cuda", None)
+    if cuda is not None and cuda.is_available():
+        return "CUDA"
+    return ""
+
+
+def _mlx() -> Check:
+    try:
+        import mlx.core as mx
+    except Exception as exc:  # noqa: BLE001 - a broken install: say what it is
+        hint = "on Linux install mlx[cpu] (plain `mlx` has no runtime there); on a Mac, `pip install mlx`"
+        return Check("mlx", False, f"cannot import mlx: {exc}", hint)
+    backend = _gpu_backend()
+    detail = f"{mx.__version__}, {backend or 'CPU'} backend"
+    if backend:
+        return Check("mlx", True, detail)
+    return Check("mlx", True, detail + "; no GPU: answers are slower, and reranking is off by default")
+
+
+def _blas_check() -> Check:
+    state = _blas.status()
+    if _blas.loaded():
+        return Check("blas", True, state)
+    return Check(
+        "blas", False, state, "`pip install mkl` and import rag before mlx (float32 on the CPU is ~15x faster)"
+    )
+
+
+# -- models ---------------------------------------------------------------------------------------------
+
+
+def _embed_spec(settings: Settings, origins: dict[str, str]) -> tuple[str, str]:
+    if settings.embed_model:
+        return settings.embed_model, origins["embed_model"]
+    meta_path = settings.index / META_FILE
+    if meta_path.is_file():
+        try:
+            return Store.open(settings.index).meta["embedder"]["id"], "the index's own"
+        except RagError:
+            pass  # reported by the index check
+    return DEFAULT_EMBED_MODEL, "default"
+
+
+def _model(name: str, spec: str, origin: str, load: Callable[[str], Any], models: dict[str, Any]) -> Check:
+    where = _where(spec)
+    if where.startswith("missing"):
+        return Check(name, False, f"{spec} ({origin}): {where}", _offline_hint(name, spec))
+    started = time.perf_counter()
+    try:
+        obj, folder, model = load(spec)
+    except RagError as exc:
+        return Check(name, False, f"{spec} ({origin}): {exc.message}", exc.hint)
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
+        return Check(name, False, f"{spec} ({origin}): {type(exc).__name__}: {exc}"[:300])
+    models[name] = obj
+    seconds = time.perf_counter() - started
+    return Check(name, True, f"{spec} ({origin}, {where}); loads in {seconds:.1f}s; {_weights(folder, model)}")
+
+
+def _where(spec: str) -> str:
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return "local folder"
+    if spec.startswith(("/", ".", "~")):
+        return "missing: no such folder"
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(repo_id=spec, local_files_only=True))
+        if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+            return "in the model-hub cache"
+    except Exception:  # noqa: BLE001 - not cached (or a bad id): decided below
+        pass
+    if _offline():
+        return "missing: not in the local model-hub cache, and the hub is off (HF_HUB_OFFLINE=1)"
+    return "not cached yet: downloaded now"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _offline_hint(name: str, spec: str) -> str:
+    flag = {"embedder": "--embed-model", "chat model": "--llm", "reranker": "--rerank-model"}[name]
+    if Path(spec).expanduser().is_absolute() or spec.startswith((".", "~")):
+        return f"point {flag} at an existing model folder"
+    return f"run `rag doctor` once online to download '{spec}', or point {flag} at a local model folder"
+
+
+def _load_embedder(spec: str):
+    embedder = rag.MLXEmbedder(spec)
+    return embedder, embedder._folder, embedder._load()
+
+
+def _load_generator(spec: str):
+    generator = rag.MLXGenerator(spec)
+    return generator, _folder_of(spec), generator.model
+
+
+def _load_reranker(spec: str):
+    reranker = rag.MLXReranker(spec)
+    return reranker, _folder_of(spec), reranker.model
+
+
+def _folder_of(spec: str) -> Path:
+    from ingest.models import resolve_model
+
+    return resolve_model(spec, kind="model", env_var="", flag="")
+
+
+def _weights(folder: Path, model) -> str:
+    """ "4-bit (group 64) weights, float32 scales" or "float32 weights": the config's quantization and
+    the dtypes the loaded parameters actually have."""
+    from mlx.utils import tree_flatten
+
+    config = read_config(folder)
+    quant = config.get("quantization") or config.get("quantization_config") or {}
+    dtypes: dict[str, set[str]] = {"weight": set(), "scales": set()}
+    for name, value in tree_flatten(model.parameters()):
+        kind = name.rsplit(".", 1)[-1]
+        if kind in dtypes:
+            dtypes[kind].add(str(value.dtype).removeprefix("mlx.core."))
+    floats = sorted(d for d in dtypes["weight"] if d != "uint32") or ["none"]
+    if quant.get("bits"):
+        scales = "/".join(sorted(dtypes["scales"])) or "?"
+        return f"{quant['bits']}-bit (group {quant.get('group_size', '?')}) weights, {scales} scales, other {'/'.join(floats)}"
+    return f"{'/'.join(floats)} weights (not quantized)"
+
+
+# -- speed ----------------------------------------------------------------------------------------------
+
+_BENCH_TEXT = (
+    "The boiler in the cellar is serviced every October. Its reset button is red and sits behind the front "
+    "panel; hold it for five seconds after a power cut. The spare key hangs on the hook beside the meter. "
+)
+
+
+def _speed(models: dict[str, Any]) -> Iterator[Check]:
+    embedder = models.get("embedder")
+    if embedder is not None:
+        texts = [f"{n}. {_BENCH_TEXT * 3}" for n in range(16)]
+        done, started = 0, time.perf_counter()
+        while done == 0 or time.perf_counter() - started < BENCH_SECONDS:
+            embedder.embed(texts)
+            done += len(texts)
+        rate = done / (time.perf_counter() - started)
+        yield Check("embed speed", None, f"{rate:.1f} chunks/s (~100-token chunks, {BENCH_SECONDS:.0f}s)")
+    generator = models.get("chat model")
+    if generator is not None:
+        messages = [
+            {
+                "role": "user",
+                "content": _BENCH_TEXT * 4
+                + "\nRetell the text above in your own words, in detail, sentence by sentence.",
+            }
+        ]
+        last, first = None, None  # decode is timed from the first token, after the prefill
+        for piece in generator.stream(messages, max_tokens=256):
+            last, first = piece, first or time.perf_counter()
+            if time.perf_counter() - first > BENCH_SECONDS and piece.generated_tokens >= 2:
+                break
+        if last is not None:
+            yield Check(
+                "llm speed",
+                None,
+                f"prefill {last.prompt_tps:.0f} tokens/s ({last.prompt_tokens}-token prompt), "
+                f"decode {last.generation_tps:.1f} tokens/s ({last.generated_tokens} tokens)",
+            )
+
+
+# -- the index --------------------------------------------------------------------------------------------
+
+
+def _index(path: Path, embedder) -> Iterator[Check]:
+    if not (path / META_FILE).is_file():
+        yield Check("index", None, f"none yet at {path}", "run `rag index FOLDER` to create it")
+        return
+    try:
+        store = Store.open(path)
+    except RagError as exc:
+        yield Check("index", False, f"{path}: {exc.message}", exc.hint)
+        return
+    documents, chunks, _ = store.summary()
+    yield Check("index", True, f"{path}: schema {SCHEMA_VERSION}, {documents} documents, {chunks} chunks")
+    have = store.meta["embedder"]
+    if embedder is not None:
+        same = have.get("fingerprint") == getattr(embedder, "fingerprint", None)
+        detail = f"built with {have.get('id')} (dim {have.get('dim')})"
+        hint = "use the index's own --embed-model, or index into a new --index" if not same else ""
+        yield Check("provenance", same, detail + ("" if same else f", not the configured {embedder.id}"), hint)
+    if chunks:
+        text = store.has_text_index()
+        yield Check(
+            "text index",
+            text,
+            "full-text index present" if text else "missing",
+            "" if text else "run `rag index` again",
+        )
+        vector = store._vector_index_name() is not None
+        if chunks >= VECTOR_INDEX_MIN_ROWS:
+            yield Check("vector index", vector, "ANN index present" if vector else "missing", "run `rag index` again")
+        else:
+            yield Check(
+                "vector index", None, f"exact search (an ANN index is built from {VECTOR_INDEX_MIN_ROWS:,} chunks)"
+            )
+    failures = store.failures()
+    if failures:
+        yield Check(
+            "failed files", None, f"{len(failures)} files could not be indexed", "`rag status` lists them with reasons"
+        )
+
+
+# -- disk -----------------------------------------------------------------------------------------------
+
+
+def _disk(hub_specs: list[str]) -> Check:
+    from huggingface_hub import constants
+
+    where = Path(constants.HF_HUB_CACHE)
+    probe = where
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    detail = f"{free_gb:.1f} GB free for the model cache ({where})"
+    uncached = [s for s in hub_specs if not _where(s).startswith("in the")]
+    if uncached and free_gb < MIN_FREE_GB:
+        return Check("disk", False, detail, f"the default models need ~3.3 GB: free at least {MIN_FREE_GB:.0f} GB")
+    return Check("disk", True, detail)
