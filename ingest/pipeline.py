@@ -72,14 +72,17 @@ class IndexReport:
 
 @dataclass(frozen=True)
 class Progress:
-    """Sent to the progress callback when a file starts (`done` counts the files before it), while its
-    chunks are embedded, and when it is done."""
+    """Sent to the progress callback as the run moves through its phases: "discovering" (finding the
+    files; `total` not known yet), "loading" a file (`done` counts the files before it), "embedding"
+    (after each slice of its chunks), "writing" a batch, "done" with a file, and "indexing" at the end
+    (building the search indexes)."""
 
     path: str
     done: int
     total: int
     chunks: int  # chunks written or pending so far
     embedded: int  # chunks embedded so far
+    phase: str = ""
 
 
 def index_paths(
@@ -110,20 +113,21 @@ def index_paths(
             waits for it and starts from what it wrote.
     """
     given = [str(p) for p in paths]
+    tell = progress or (lambda _progress: None)
     with store.write_lock(on_wait):
         run = _Run(store, embedder, chunking, collection, password, given)  # reads the state after the lock
         run.batch_chunks = batch_chunks
+        tell(Progress("", 0, 0, 0, 0, "discovering"))
         files = list(discover(run.given))
         run.plan_removals({str(f) for f in files})
         for done, path in enumerate(files, start=1):
-            if progress:  # before the file (it may take minutes), while its chunks embed, and after it
-                run.on_embedded = lambda p=path, d=done: progress(run.progress(p, d - 1, len(files)))
-                run.on_embedded()
+            # phases of this file (it may take minutes): loading, embedding slices, writing
+            run.on_phase = lambda phase, p=path, d=done: tell(run.progress(p, d - 1, len(files), phase))
+            run.on_phase("loading")
             run.visit(path)
-            if progress:
-                progress(run.progress(path, done, len(files)))
-        if progress and files:  # the last batch embeds after the last file
-            run.on_embedded = lambda: progress(run.progress(files[-1], len(files), len(files)))
+            tell(run.progress(path, done, len(files), "done"))
+        last = files[-1] if files else Path("")
+        run.on_phase = lambda phase: tell(run.progress(last, len(files), len(files), phase))
         return run.finish()
 
 
@@ -154,12 +158,12 @@ class _Run:
         self.failures = {p: f for p, f in self.failed_before.items() if not self._under_roots(p)}
         self.gone: dict[str, DocInfo] = {}
         self.pending: list[_Pending] = []  # documents to write in the next commit
-        self.on_embedded: Callable[[], None] | None = None  # called after each slice of embeddings
+        self.on_phase: Callable[[str], None] = lambda phase: None  # told "embedding", "writing", ...
         self.text_index_seen = False
 
-    def progress(self, path: Path, done: int, total: int) -> Progress:
+    def progress(self, path: Path, done: int, total: int, phase: str) -> Progress:
         chunks = self.report.chunks + self.pending_chunks
-        return Progress(_printable(str(path)), done, total, chunks, self.report.embedded)
+        return Progress(_printable(str(path)), done, total, chunks, self.report.embedded, phase)
 
     @property
     def pending_chunks(self) -> int:
@@ -178,8 +182,13 @@ class _Run:
             stat = path.stat()
             self._visit(path, key, stat)
         except UnsupportedFile as exc:
+            # A type we don't read, met in a folder, is skipped (named in the report); a file named on the
+            # command line, or one whose content is not what its supported suffix says, has failed.
             named = any(Path(g).expanduser().resolve() == path for g in self.given)
-            self._fail(key, str(exc), stat) if named else self.report.skipped.append((_printable(key), str(exc)))
+            if named or path.suffix.lower() in LOADERS:
+                self._fail(key, str(exc), stat)
+            else:
+                self.report.skipped.append((_printable(key), str(exc)))
         except Exception as exc:  # noqa: BLE001 - containment: one file never aborts the run
             self._fail(key, _reason(exc), stat)
         if self.pending_chunks >= self.batch_chunks:
@@ -280,6 +289,7 @@ class _Run:
         except Exception:  # noqa: BLE001 - find the document(s) the embedder could not take
             vectors = self._vectors_one_by_one()
         rows = [r for p in self.pending for r in p.rows]
+        self.on_phase("writing")
         self.store.replace_documents(self.collection, [d for p in self.pending for d in p.doomed], rows, vectors)
         if rows and not self.text_index_seen:  # a first index run: text search works from its first commit
             self.store.ensure_text_index()
@@ -323,8 +333,7 @@ class _Run:
                 embedded = self.embedder.embed(texts[at : at + EMBED_SLICE])
             cache.update(zip(hashes[at : at + EMBED_SLICE], embedded, strict=True))
             self.report.embedded += len(embedded)
-            if self.on_embedded:
-                self.on_embedded()
+            self.on_phase("embedding")
         for i in todo:
             out[i] = cache[rows[i].text_hash]
         self.report.reused += len(todo) - len(missing)
@@ -338,6 +347,7 @@ class _Run:
         # Indexes follow the rows; a run killed after its last commit left them behind, and the next
         # run (even with nothing to change) builds what is missing: readers never do.
         if self.report.chunks or self.report.removed or not self.store.has_text_index():
+            self.on_phase("indexing")
             self.store.sync_text_index()  # full-text search follows the vectors
             self.store.sync_vector_index()  # ANN index once the table is large enough
         if self.failures != self.failed_before:

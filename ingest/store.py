@@ -240,7 +240,24 @@ class Store:
         query = query.select(ROW_FIELDS + ["_score"])
         if where and where.sql():
             query = query.where(where.sql(), prefilter=True)
-        return [(_row(r), float(r["_score"])) for r in query.to_arrow().to_pylist()]
+        ranked = [(_row(r), float(r["_score"])) for r in query.to_arrow().to_pylist()]
+        return _exact_first(self._code_matches(text, k, where), ranked, k)
+
+    def _code_matches(self, text: str, k: int, where: Filter | None) -> list[tuple[ChunkRow, int]]:
+        """Chunks that contain the query's code-like tokens verbatim (case-insensitive), with how many
+        they contain. Word tokenizers split "8-2-6-3" or "C++" into pieces too short to index; a
+        substring scan finds them. Only for queries that have such tokens."""
+        codes = code_tokens(text)
+        if not codes:
+            return []
+        likes = [f"lower(text) LIKE {_quote('%' + _like_escape(c.lower()) + '%')}" for c in codes]
+        rows = self._scan(ROW_FIELDS, _and("(" + " OR ".join(likes) + ")", where.sql() if where else None))
+        hits = []
+        for record in rows.to_pylist():
+            body = record["text"].lower()
+            hits.append((_row(record), sum(c.lower() in body for c in codes)))
+        hits.sort(key=lambda h: -h[1])
+        return hits[:k]
 
     def neighbours(self, collection: str, path: str, indexes: Iterable[int]) -> list[ChunkRow]:
         """Chunks of one document at the given chunk indexes (those that exist), in order."""
@@ -369,6 +386,41 @@ class Filter:
         globs = " OR ".join(f"regexp_like(path, {_quote(_glob_to_regex(g))})" for g in self.path_globs)
         types = " OR ".join(f"path LIKE {_quote('%.' + t.lstrip('.'))}" for t in self.file_types)
         return _and(_collection_filter(self.collection), globs or None, types or None)
+
+
+_TRIM = "\"'()[]{}<>,;:!?“”‘’「」（），。：；！？"
+
+
+def code_tokens(query: str, limit: int = 4) -> list[str]:
+    """The query's code-like tokens: whitespace-separated pieces (outer punctuation trimmed) of 2+
+    characters that mix letters and digits or carry inner symbols: part numbers (XJ-9921-B, 8-2-6-3),
+    versions (v3.11.2), e-mail addresses, paths, C++."""
+    found = []
+    for raw in query.split():
+        token = raw.strip(_TRIM).rstrip(".")
+        if len(token) < 2 or token in found:
+            continue
+        has_digit = any(c.isdigit() for c in token)
+        has_alpha = any(c.isalpha() for c in token)
+        has_symbol = any(not c.isalnum() for c in token)
+        if has_symbol or (has_digit and has_alpha):
+            found.append(token)
+    return found[:limit]
+
+
+def _exact_first(exact: list[tuple[ChunkRow, int]], ranked: list[tuple[ChunkRow, float]], k: int):
+    """Chunks holding the query's codes verbatim first (score: the best BM25 score plus how many codes
+    they hold, so they sort above every word match), then the word matches, without repeats."""
+    if not exact:
+        return ranked
+    top = max((score for _, score in ranked), default=0.0)
+    seen = {row.id for row, _ in exact}
+    merged = [(row, top + n) for row, n in exact] + [(row, score) for row, score in ranked if row.id not in seen]
+    return merged[:k]
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _glob_to_regex(glob: str) -> str:

@@ -342,7 +342,8 @@ def search(
         out.print_json(json.dumps([asdict(h) | {"location": h.location} for h in hits]))
         return
     if not hits:
-        out.print("No results (the index is empty).")
+        empty = not idx.status().chunks
+        out.print("No results: the index is empty." if empty else "No match in the index.")
     for n, hit in enumerate(hits, 1):
         out.print(f"[bold]{n}.[/bold] {hit.score:.3f}  {escape(hit.location)}  [dim]{escape(hit.path)}[/dim]")
         out.print(f"    {hit.snippet(200)}", markup=False)

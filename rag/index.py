@@ -17,8 +17,10 @@ from pathlib import Path
 
 from ingest import _blas
 from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkConfig
+from ingest.discover import discover
 from ingest.embed import Embedder, MLXEmbedder
 from ingest.errors import NotInIndex, RagError
+from ingest.loaders import LOADERS
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
 from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_collection_name, check_embedder
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
@@ -130,6 +132,7 @@ class Index:
         chunks are embedded and committed together. If another run is writing to this index, this one
         waits for it (telling `on_wait` first) and then does only what is left."""
         check_collection_name(collection)
+        self._check_paths(paths)
         store = self._writable()
         stored = store.meta["chunking"]
         chunking = ChunkConfig(stored["max_tokens"], stored["overlap_tokens"])
@@ -253,6 +256,19 @@ class Index:
         if name not in store.collections() and not store.failures(name):
             raise RagError(f"no collection '{name}' in {self.path}", "see `rag status` for the collections")
         return store.drop_collection(name)
+
+    def _check_paths(self, paths) -> None:
+        """Refuse missing paths, and a first run with nothing readable, before anything is created."""
+        for given in paths:
+            if not Path(given).expanduser().exists():
+                raise RagError(f"no such file or folder: {given}", "check the path")
+        named_file = any(Path(given).expanduser().is_file() for given in paths)  # fails or loads: reported
+        if not self.exists and not named_file and not any(f.suffix.lower() in LOADERS for f in discover(paths)):
+            kinds = ", ".join(sorted({".pdf", ".md", ".txt", ".docx", ".html", ".epub", ".rst"}))
+            raise RagError(
+                f"nothing to index under {', '.join(map(str, paths))}: no file of a type rag reads",
+                f"it reads {kinds}, and source/config files; no index was created",
+            )
 
     def _writable(self) -> Store:
         if not self.exists:

@@ -15,6 +15,7 @@ from rich.markup import escape
 from ingest.pipeline import IndexReport, Progress
 
 LOG_EVERY_S = 5.0  # off a terminal: a line after a file at most this often
+MAX_SKIPPED_SHOWN = 20  # skipped files (types we don't read) named after a run; --json has them all
 HEARTBEAT_S = 30.0  # ... and at least this often while one file takes longer
 
 
@@ -36,6 +37,7 @@ def _bar(console: Console) -> Iterator[Callable[[Progress], None]]:
     from rich.progress import Progress as Bar
 
     columns = (
+        TextColumn("{task.fields[phase]:<11}"),
         TextColumn("files"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -45,11 +47,13 @@ def _bar(console: Console) -> Iterator[Callable[[Progress], None]]:
     )
     started = time.perf_counter()
     with Bar(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("index", total=None, chunks=0, rate=0.0, file="")
+        task = bar.add_task("index", total=None, chunks=0, rate=0.0, file="", phase="starting")
 
         def update(p: Progress) -> None:
             rate = p.chunks / max(time.perf_counter() - started, 1e-9)
-            bar.update(task, completed=p.done, total=p.total, chunks=p.chunks, rate=rate, file=escape(_short(p.path)))
+            total = p.total or None  # unknown while discovering: the bar pulses instead of "0/0"
+            fields = dict(chunks=p.chunks, rate=rate, file=escape(_short(p.path)), phase=p.phase)
+            bar.update(task, completed=p.done, total=total, **fields)
 
         yield update
 
@@ -63,8 +67,9 @@ def _logger(console: Console) -> Iterator[Callable[[Progress], None]]:
     def line(p: Progress, now: float) -> None:
         state["last"] = now
         rate = p.chunks / max(now - started, 1e-9)
+        where = f" — {p.path}" if p.path else ""
         console.print(
-            f"[{p.done}/{p.total} files] {p.chunks} chunks, {rate:.1f} chunks/s — {p.path}",
+            f"[{p.done}/{p.total} files] {p.phase or 'working'}: {p.chunks} chunks, {rate:.1f} chunks/s{where}",
             markup=False,
             highlight=False,
         )
@@ -73,7 +78,7 @@ def _logger(console: Console) -> Iterator[Callable[[Progress], None]]:
         with lock:
             state["seen"] = p
             now = time.perf_counter()
-            if now - state["last"] >= LOG_EVERY_S or p.done == p.total:
+            if now - state["last"] >= LOG_EVERY_S or (p.done == p.total and p.phase == "done"):
                 line(p, now)
 
     stop = threading.Event()
@@ -100,6 +105,10 @@ def print_report(report: IndexReport, out: Console, err: Console, quiet: bool = 
         err.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}")
     if quiet:
         return
+    for path, reason in report.skipped[:MAX_SKIPPED_SHOWN]:
+        err.print(f"[dim]skipped[/dim] {escape(path)}: {escape(reason)}")
+    if len(report.skipped) > MAX_SKIPPED_SHOWN:
+        err.print(f"[dim]… and {len(report.skipped) - MAX_SKIPPED_SHOWN} more skipped (--json lists them all)[/dim]")
     skipped = f", {len(report.skipped)} skipped (unsupported type)" if report.skipped else ""
     out.print(
         f"{report.summary()}{skipped} — {report.chunks} chunks written ({report.embedded} embedded, "

@@ -252,7 +252,8 @@ def test_index_paths_reports_bad_files_and_indexes_the_good_one(tmp_path, embedd
     for name, (parts, _) in bad.items():
         shutil.copy(data_path(*parts), folder / name)
     shutil.copy(data_path(*PY_PDF, "001-trivial", "minimal-document.pdf"), folder / "good.pdf")
-    (folder / "photo.pdf").write_bytes(png_bytes())  # not a PDF: skipped when found in a folder
+    (folder / "photo.pdf").write_bytes(png_bytes())  # not a PDF: a failure, in a folder as when named
+    (folder / "photo.png").write_bytes(png_bytes())  # a type rag doesn't read: skipped, by name
     (folder / ".hidden.txt").write_text("hidden words\n")
 
     seen = []
@@ -262,13 +263,14 @@ def test_index_paths_reports_bad_files_and_indexes_the_good_one(tmp_path, embedd
     assert report.added == [good]
     assert report.updated == [] and report.unchanged == []
     failed = dict(report.failed)
+    bad["photo.pdf"] = ((), "not a PDF")
     assert set(failed) == {str((folder / n).resolve()) for n in bad}
     for name, (_, reason) in bad.items():
         assert failed[str((folder / name).resolve())].startswith(reason)
-    assert [(p, r.split(":")[0]) for p, r in report.skipped] == [(str((folder / "photo.pdf").resolve()), "not a PDF")]
+    assert report.skipped == [(str((folder / "photo.png").resolve()), "unsupported file type '.png'")]
     # events as each file starts (done = files before it), ends, and while chunks embed; the hidden file is not visited
     done = [p.done for p in seen]
-    assert done == sorted(done) and set(done) == set(range(7)) and seen[-1].total == 6
+    assert done == sorted(done) and set(done) == set(range(8)) and seen[-1].total == 7
 
     # only the good file reached the store, searchable, with its page
     assert store.documents() == {good: store.documents()[good]}
