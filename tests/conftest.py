@@ -60,6 +60,16 @@ def qwen3_tiny_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def twins(tmp_path_factory) -> dict[str, Path]:
+    """Structural twins of the default Qwen3 models (tests/twins.py), built once per session (~7 s)."""
+    from twins import TOKENIZER_DIR, build_twins
+
+    if not (TOKENIZER_DIR / "tokenizer.json").is_file():
+        pytest.skip(f"the Qwen3 tokenizer is absent: {TOKENIZER_DIR}")
+    return build_twins(tmp_path_factory.mktemp("twins"))
+
+
+@pytest.fixture(scope="session")
 def embedder(minilm_path):
     """The real MiniLM embedder, loaded once per test session."""
     from rag import MLXEmbedder
