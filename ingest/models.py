@@ -54,11 +54,17 @@ def read_config(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 
 
-def needs_float32() -> bool:
-    """True where MLX runs on the CPU: half-precision and quantized scales are slow there (no BLAS)."""
+def mlx_has_gpu() -> bool:
+    """True where MLX computes on a GPU by default: Metal (Apple silicon) or CUDA (mlx[cuda])."""
     import mlx.core as mx
 
-    return not mx.metal.is_available()
+    # Not mx.metal.is_available(): that is False under MLX's CUDA backend, whose default device is a GPU too.
+    return mx.default_device().type == mx.DeviceType.gpu
+
+
+def needs_float32() -> bool:
+    """True where MLX runs on the CPU: half-precision and quantized scales are slow there (no BLAS)."""
+    return not mlx_has_gpu()
 
 
 def cast_for_cpu(model) -> None:
