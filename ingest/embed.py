@@ -26,8 +26,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ingest import _blas
-from ingest.errors import ModelLoadError
-from ingest.models import cast_for_cpu, fingerprint, read_config, resolve_model
+from ingest.models import cast_for_cpu, fingerprint, load_failure, read_config, resolve_model
 
 _blas.preload()
 
@@ -92,10 +91,8 @@ class MLXEmbedder:
 
             model, wrapper = load(str(self._folder))
         except Exception as exc:
-            raise ModelLoadError(
-                f"cannot load embedding model '{self.id}': {exc}",
-                "it must be an mlx-embeddings model folder (config.json, *.safetensors, tokenizer.json)",
-            ) from exc
+            hint = "it must be an mlx-embeddings model folder (config.json, *.safetensors, tokenizer.json)"
+            raise load_failure("embedding model", self.id, exc, hint) from exc
         cast_for_cpu(model)
         self.fast_cpu_kernels = _fast_cpu_bert(model)
         backend = wrapper._tokenizer.backend_tokenizer

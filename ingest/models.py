@@ -50,6 +50,14 @@ def fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def load_failure(kind: str, spec: str, exc: BaseException, hint: str) -> ModelLoadError:
+    """One ModelLoadError line for a loader's exception (mlx's "Missing 18 parameters: \n..." spans lines)."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    if len(reason) > 240:
+        reason = reason[:239] + "…"
+    return ModelLoadError(f"cannot load {kind} '{spec}': {reason}", hint)
+
+
 def read_config(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 

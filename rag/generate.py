@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ingest import _blas
-from ingest.errors import ModelLoadError
-from ingest.models import cast_for_cpu, resolve_model
+from ingest.models import cast_for_cpu, load_failure, resolve_model
 
 _blas.preload()
 
@@ -157,9 +156,7 @@ def load_lm(spec: str, *, kind: str, env_var: str, flag: str, example: str = "")
         model, tokenizer = load(str(folder))
     except Exception as exc:
         hint = "it must be an mlx-lm model folder (config.json, *.safetensors, tokenizer files)"
-        raise ModelLoadError(
-            f"cannot load {kind} '{spec}': {exc}", hint + (f", e.g. {example}" if example else "")
-        ) from exc
+        raise load_failure(kind, spec, exc, hint + (f", e.g. {example}" if example else "")) from exc
     cast_for_cpu(model)
     from rag._rope import speed_up_decode
 
