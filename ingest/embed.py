@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ingest import _blas
-from ingest.models import cast_for_cpu, fingerprint, load_failure, read_config, resolve_model
+from ingest.models import cast_for_cpu, check_tokenizer, fingerprint, load_failure, read_config, resolve_model
 
 _blas.preload()
 
@@ -76,6 +76,7 @@ class MLXEmbedder:
         self.fingerprint = fingerprint(self._folder)
         self.model_type = config.get("model_type", "")
         self.max_tokens = _max_tokens(self._folder, config)
+        self._vocab_size = int(config.get("vocab_size") or 0)
         self.batch_tokens = batch_tokens
         self.query_prefix = f"Instruct: {QWEN3_QUERY_INSTRUCTION}\nQuery:" if self.model_type == "qwen3" else ""
         self._local = threading.local()
@@ -93,6 +94,7 @@ class MLXEmbedder:
         except Exception as exc:
             hint = "it must be an mlx-embeddings model folder (config.json, *.safetensors, tokenizer.json)"
             raise load_failure("embedding model", self.id, exc, hint) from exc
+        check_tokenizer(wrapper._tokenizer, self._vocab_size, kind="embedding model", spec=self.id)
         cast_for_cpu(model)
         self.fast_cpu_kernels = _fast_cpu_bert(model)
         backend = wrapper._tokenizer.backend_tokenizer

@@ -58,6 +58,21 @@ def load_failure(kind: str, spec: str, exc: BaseException, hint: str) -> ModelLo
     return ModelLoadError(f"cannot load {kind} '{spec}': {reason}", hint)
 
 
+def check_tokenizer(tokenizer, vocab_size: int, *, kind: str, spec: str) -> None:
+    """Refuse a tokenizer that cannot be the model's: transformers builds one from tokenizer_config.json
+    alone when tokenizer.json (or vocab.json + merges.txt) is missing, and it encodes all text to nothing."""
+    ids = list(tokenizer.encode("Hello, world", add_special_tokens=False))
+    hint = "the folder needs the model's own tokenizer files: tokenizer.json (or vocab.json and merges.txt)"
+    if not ids:
+        raise ModelLoadError(f"cannot load {kind} '{spec}': its tokenizer turns text into no tokens", hint)
+    if vocab_size and max(ids) >= vocab_size:
+        raise ModelLoadError(
+            f"cannot load {kind} '{spec}': its tokenizer makes token ids beyond the model's vocabulary "
+            f"({max(ids)} >= {vocab_size})",
+            hint,
+        )
+
+
 def read_config(folder: Path) -> dict:
     return json.loads((folder / "config.json").read_text())
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ingest import _blas
-from ingest.models import cast_for_cpu, load_failure, resolve_model
+from ingest.models import cast_for_cpu, check_tokenizer, load_failure, resolve_model
 
 _blas.preload()
 
@@ -157,6 +157,7 @@ def load_lm(spec: str, *, kind: str, env_var: str, flag: str, example: str = "")
     except Exception as exc:
         hint = "it must be an mlx-lm model folder (config.json, *.safetensors, tokenizer files)"
         raise load_failure(kind, spec, exc, hint + (f", e.g. {example}" if example else "")) from exc
+    check_tokenizer(tokenizer, int(getattr(getattr(model, "args", None), "vocab_size", 0) or 0), kind=kind, spec=spec)
     cast_for_cpu(model)
     from rag._rope import speed_up_decode
 
