@@ -7,7 +7,8 @@ outputs are L2-normalised float32 numpy arrays in the input order.
 On the CPU, BERT models get exact GELU and attention softmax built from fused multiply-adds (see
 `_fast_cpu_bert`): MLX's CPU `exp`/`erf` are scalar and took ~60% of a forward pass; outputs agree with
 the stock model to float32 rounding (cosine > 0.99999).
-Queries may get an instruction prefix (Qwen3-Embedding wants one; BERT-style models don't).
+Queries may get an instruction prefix (Qwen3-Embedding wants one; BERT-style models don't). Qwen3-Embedding
+texts end with <|endoftext|>, whose hidden state is the embedding (appended if the tokenizer doesn't).
 This module does not chunk, store or search.
 """
 
@@ -82,6 +83,7 @@ class MLXEmbedder:
         self._local = threading.local()
         self._model = None  # weights load on first use: a re-index with nothing to embed never pays for them
         self._dim = 0
+        self._eos_id: int | None = None  # appended to every text when the tokenizer doesn't (see _missing_eos)
         self.fast_cpu_kernels = False  # set on load when the BERT forward was switched to _fast_cpu_bert's ops
 
     def _load(self):
@@ -104,9 +106,20 @@ class MLXEmbedder:
         self._embed_tok = _copy(backend)
         self._embed_tok.no_padding()
         self._embed_tok.enable_truncation(self.max_tokens)
+        self._eos_id = self._missing_eos(backend)
+        if self._eos_id is not None:
+            self._embed_tok.enable_truncation(self.max_tokens - 1)
         self._pad_id = wrapper._tokenizer.pad_token_id or 0
         self._model = model
         return model
+
+    def _missing_eos(self, backend) -> int | None:
+        """Qwen3-Embedding pools the hidden state of a final <|endoftext|>. Its tokenizer.json appends one
+        only since June 2025; for a conversion made before, this returns the id to append (else None)."""
+        eos = backend.token_to_id("<|endoftext|>") if self.model_type == "qwen3" else None
+        if eos is None or self._embed_tok.encode("a").ids[-1:] == [eos]:
+            return None
+        return eos
 
     def _streams(self) -> list:
         """One MLX CPU stream per core on the CPU (each runs a batch on its own core, ~2x on 2 cores,
@@ -142,6 +155,8 @@ class MLXEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
         ids = [e.ids for e in self._embed_tok.encode_batch(list(texts))]
+        if self._eos_id is not None:
+            ids = [x + [self._eos_id] for x in ids]
         order = np.argsort([len(x) for x in ids], kind="stable")
         streams = self._streams()
         budget = self.batch_tokens or (DEFAULT_CPU_BATCH_TOKENS if streams[0] is not None else DEFAULT_BATCH_TOKENS)
