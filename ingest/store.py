@@ -182,6 +182,23 @@ class Store:
         per = {name: (docs, chunks) for name, (docs, chunks) in sorted(stats.items())}
         return len(paths), table.num_rows, per
 
+    def document_list(self, where: Filter | None = None) -> list[dict[str, Any]]:
+        """One entry per (collection, document) matching `where`: collection, path, chunks, pages (the
+        highest page number, None without pages), size and mtime_ns as indexed. Sorted by path."""
+        columns = ["collection", "path", "chunk_index", "page", "doc_size", "doc_mtime_ns"]
+        table = self._scan(columns, where.sql() if where else None)
+        docs: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in table.to_pylist():
+            entry = docs.setdefault(
+                (r["collection"], r["path"]),
+                {"collection": r["collection"], "path": r["path"], "chunks": 0, "pages": None},
+            )
+            entry["chunks"] += 1
+            entry |= {"size": r["doc_size"], "mtime_ns": r["doc_mtime_ns"]}
+            if r["page"] is not None:
+                entry["pages"] = max(entry["pages"] or 0, r["page"])
+        return sorted(docs.values(), key=lambda d: (d["path"], d["collection"]))
+
     def count_chunks(self, collection: str | None = None) -> int:
         return self._table.count_rows(_collection_filter(collection))
 

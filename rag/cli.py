@@ -18,32 +18,75 @@ import typer
 from rich.markup import escape
 
 import rag
-from rag import config
-from rag.cli_common import EmbedOpt, JsonOpt, KOpt, LlmOpt, RerankModelOpt, err, guard, out, state
+from rag import cli_docs, config
+from rag.cli_common import (
+    EmbedOpt,
+    JsonOpt,
+    KOpt,
+    LlmOpt,
+    RerankModelOpt,
+    TidyCommand,
+    TidyGroup,
+    err,
+    guard,
+    out,
+    state,
+)
 from rag.cli_eval import eval_app
+from rag.generate import DEFAULT_MAX_TOKENS
 from rag.index import DEFAULT_CONTEXT_TOKENS
 from rag.progress import print_report, progress_reporter
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Ask questions of your own documents, on-device.")
+app = typer.Typer(
+    cls=TidyGroup,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Ask questions of your own documents, on-device.",
+    epilog='Start with: rag index ~/Documents, then rag ask "…". Check your set-up with rag doctor.',
+)
 
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder [env: RAG_INDEX].", show_default=False)]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env RAG_INDEX).", show_default=False)]
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", help="Model preset: default (Qwen3-4B) or small (Qwen3-1.7B).")
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"rag {version('rag-ondevice')}", markup=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
+    ] = False,
 ) -> None:
     state["debug"] = debug
     # pypdf logs every recoverable oddity of a PDF; failures reach the user through the report instead.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
+# Examples shown under each command's --help.
+EXAMPLES = {
+    "index": "Examples: rag index ~/Documents · rag index notes.md report.pdf -c work · rag index ~/scans --password s3cret",
+    "ask": 'Examples: rag ask "Where is the spare key?" · rag ask "…" --think · rag ask "…" --path \'*.pdf\' --json',
+    "chat": 'Example: rag chat, then ask, and follow up ("and when is it due?"); /sources /reset /quit',
+    "search": 'Examples: rag search "boiler fault" -k 10 · rag search XJ-9921-B --mode text · rag search q --type pdf',
+    "status": "Example: rag status --json",
+    "doctor": "Examples: rag doctor · HF_HUB_OFFLINE=1 rag doctor --json",
+    "serve": "Example: rag serve --port 8000, then point an OpenAI client at http://127.0.0.1:8000/v1",
+    "watch": "Example: rag watch ~/Documents",
+}
+
+
 def _command(fn: Callable) -> Callable:
     """Register a command whose RagErrors become one red line and exit code 1."""
-    return app.command()(guard(fn))
+    return app.command(cls=TidyCommand, epilog=EXAMPLES.get(fn.__name__))(guard(fn))
 
 
 def _open(
@@ -61,7 +104,7 @@ def _open(
 ModeOpt = Annotated[str, typer.Option("--mode", help="Retrieval: hybrid (vector + full text), vector or text.")]
 RerankOpt = Annotated[
     bool | None,
-    typer.Option("--rerank/--no-rerank", help="Rescore top candidates with the reranker [default: on with a GPU]."),
+    typer.Option("--rerank/--no-rerank", help="Rescore top candidates with the reranker (default: on with a GPU)."),
 ]
 PathOpt = Annotated[
     list[str] | None, typer.Option("--path", help="Only files matching this glob (repeatable): '*.pdf', 'reports/**'.")
@@ -77,10 +120,10 @@ def _search_options(mode: str, rerank: bool | None, paths: list[str] | None, typ
 
 CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="Collection to update.")]
 QueryCollectionOpt = Annotated[
-    str | None, typer.Option("--collection", "-c", help="Search only this collection [default: all].")
+    str | None, typer.Option("--collection", "-c", help="Search only this collection (default: all).")
 ]
 PasswordOpt = Annotated[
-    str | None, typer.Option("--password", help="Password to try on encrypted PDFs [env: RAG_PDF_PASSWORD].")
+    str | None, typer.Option("--password", help="Password to try on encrypted PDFs (env RAG_PDF_PASSWORD).")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
 
@@ -357,7 +400,7 @@ def doctor(
     preset: PresetOpt = None,
     rerank_model: RerankModelOpt = None,
     rerank: Annotated[
-        bool | None, typer.Option("--rerank/--no-rerank", help="Check the reranker too [default: with a GPU].")
+        bool | None, typer.Option("--rerank/--no-rerank", help="Check the reranker too (default: with a GPU).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -423,7 +466,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=0, max=65535)] = 8000,
     api_key: Annotated[
         str | None,
-        typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' [env: RAG_API_KEY].", show_default=False),
+        typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (env RAG_API_KEY).", show_default=False),
     ] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default answer length, in tokens.", min=1)] = 512,
     allow_host: Annotated[
@@ -459,12 +502,13 @@ def mcp(
 
 
 app.add_typer(eval_app, name="eval")
+cli_docs.register(app)  # docs (ls), rm, show, config, log
 
-collection_app = typer.Typer(no_args_is_help=True, help="List or remove collections.")
+collection_app = typer.Typer(cls=TidyGroup, no_args_is_help=True, help="List or remove collections.")
 app.add_typer(collection_app, name="collection")
 
 
-@collection_app.command("list")
+@collection_app.command("list", cls=TidyCommand)
 @guard
 def list_collections(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """List collections with their document and chunk counts."""
@@ -477,7 +521,7 @@ def list_collections(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
         out.print(f"{name}\t{docs} documents\t{chunks} chunks", markup=False)
 
 
-@collection_app.command("remove")
+@collection_app.command("remove", cls=TidyCommand)
 @guard
 def remove_collection(
     name: Annotated[str, typer.Argument(help="Collection to delete from the index.")], index: IndexOpt = None

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 import rag
 
@@ -22,14 +23,69 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 state = {"debug": False}
 
 EmbedOpt = Annotated[
-    str | None, typer.Option("--embed-model", help="Embedding model: hub id or folder [env: RAG_EMBED_MODEL].")
+    str | None, typer.Option("--embed-model", help="Embedding model: hub id or folder (env RAG_EMBED_MODEL).")
 ]
-LlmOpt = Annotated[str | None, typer.Option("--llm", help="Chat model: hub id or folder [env: RAG_LLM].")]
+LlmOpt = Annotated[str | None, typer.Option("--llm", help="Chat model: hub id or folder (env RAG_LLM).")]
 RerankModelOpt = Annotated[
-    str | None, typer.Option("--rerank-model", help="Reranker: hub id or folder [env: RAG_RERANK_MODEL].")
+    str | None, typer.Option("--rerank-model", help="Reranker: hub id or folder (env RAG_RERANK_MODEL).")
 ]
-KOpt = Annotated[int | None, typer.Option("-k", "--top-k", help="How many chunks to retrieve [default: 5].", min=1)]
+KOpt = Annotated[int | None, typer.Option("-k", "--top-k", help="How many chunks to retrieve (default: 5).", min=1)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+# -- help that reads like a finished tool's ------------------------------------------------------------
+
+# What a value looks like, by option name; otherwise by type. Flags show none (typer shows "<bool>").
+METAVARS = {
+    "index": "PATH",
+    "embed_model": "MODEL",
+    "llm": "MODEL",
+    "rerank_model": "MODEL",
+    "preset": "NAME",
+    "collection": "NAME",
+    "password": "TEXT",
+    "mode": "MODE",
+    "path": "GLOB",
+    "file_type": "TYPE",
+    "host": "HOST",
+    "port": "PORT",
+    "api_key": "KEY",
+    "allow_host": "HOST",
+    "workspace": "PATH",
+    "modes": "MODES",
+    "split": "NAME",
+    "articles": "WHICH",
+}
+_BY_TYPE = {"int": "N", "float": "X", "str": "TEXT", "Path": "PATH"}
+
+
+def tidy_params(params) -> None:
+    """Show every parameter's value as a plain word (PATH, MODEL, N…) and flags with none, instead of
+    typer's Python types ("<bool>", "<list[Path]>"). Typer's rich help asks each parameter's
+    `display_type_rich`; these are our own parameter objects, so each gets its own."""
+    for param in params:
+        bare = getattr(param, "bare_type", lambda: "")().removeprefix("list[").removesuffix("]")
+        if getattr(param, "is_flag", False) or bare == "bool":
+            shown = None
+        else:
+            shown = METAVARS.get(param.name or "") or _BY_TYPE.get(bare, bare.upper() or "VALUE")
+            if getattr(param, "multiple", False) or param.nargs != 1:
+                shown += "…"
+            if param.param_type_name == "argument":
+                shown = None  # its name is shown already ("paths...")
+        param.display_type_rich = lambda ctx, shown=shown: shown
+
+
+class TidyCommand(TyperCommand):
+    def format_help(self, ctx, formatter):
+        tidy_params(self.get_params(ctx))
+        return super().format_help(ctx, formatter)
+
+
+class TidyGroup(TyperGroup):
+    def format_help(self, ctx, formatter):
+        tidy_params(self.get_params(ctx))
+        return super().format_help(ctx, formatter)
 
 
 def guard(fn: Callable) -> Callable:

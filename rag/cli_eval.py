@@ -15,13 +15,15 @@ import typer
 
 import rag
 from rag import config
-from rag.cli_common import EmbedOpt, JsonOpt, KOpt, LlmOpt, RerankModelOpt, err, guard, out
+from rag.cli_common import EmbedOpt, JsonOpt, KOpt, LlmOpt, RerankModelOpt, TidyCommand, TidyGroup, err, guard, out
 from rag.progress import progress_reporter
 
-eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval (and answer) quality on benchmark data.")
+eval_app = typer.Typer(
+    cls=TidyGroup, no_args_is_help=True, help="Measure retrieval (and answer) quality on benchmark data."
+)
 
 
-@eval_app.command("retrieval")
+@eval_app.command("retrieval", cls=TidyCommand)
 @guard
 def eval_retrieval(
     folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.")],
@@ -80,7 +82,7 @@ def _print_eval(name: str, results: list, as_json: bool) -> None:
         )
 
 
-@eval_app.command("answers")
+@eval_app.command("answers", cls=TidyCommand)
 @guard
 def eval_answers(
     file: Annotated[Path, typer.Argument(help="SQuAD v1.1 JSON file, e.g. xquad.en.json.")],

@@ -12,6 +12,7 @@ library API takes explicit arguments.
     RAG_PDF_PASSWORD password tried on encrypted PDFs
     RAG_API_KEY      key `rag serve` requires (`Authorization: Bearer <key>`); needed off loopback
     RAG_RERANK_MODEL reranker (hub id or local folder); reranking is on by default only with a GPU
+    RAG_LOG          "off" stops the question log (rag log); on by default
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Settings:
     pdf_password: str | None = None
     api_key: str | None = None  # rag serve: the key clients must send
     rerank_model: str | None = None  # None: the default reranker, used only where reranking is on
+    log: bool = True  # keep the question log (rag log)
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -91,7 +93,12 @@ def resolve(
         pdf_password=pick(None, "RAG_PDF_PASSWORD", "pdf_password"),
         api_key=pick(None, "RAG_API_KEY", "api_key"),
         rerank_model=pick(rerank_model, "RAG_RERANK_MODEL", "rerank_model"),
+        log=_truthy(pick(None, "RAG_LOG", "log", True)),
     )
+
+
+def _truthy(value) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() not in ("0", "off", "false", "no")
 
 
 def origins(

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from ingest import _blas
 from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkConfig
 from ingest.discover import discover
@@ -245,6 +247,38 @@ class Index:
                 return [_source(row, 0.0) for row in rows]
         where = f" (collection {collection})" if collection else ""
         raise NotInIndex(f"no document '{path}' in {self.path}{where}")
+
+    def documents(
+        self, *, collection: str | None = None, path_globs: Sequence[str] = (), file_types: Sequence[str] = ()
+    ) -> list[dict]:
+        """The indexed documents (filtered like `search`): dicts with collection, path, chunks, pages
+        (highest page number, or None), size and mtime_ns as indexed. [] when there is no index yet."""
+        if not self.exists:
+            return []
+        where = Filter(collection, tuple(path_globs), tuple(file_types))
+        return self._open().document_list(where)
+
+    def remove(self, *paths: str | os.PathLike[str], collection: str | None = None) -> list[str]:
+        """Take documents out of the index (your files are not touched): each path is a document, or a
+        folder whose documents all go. Returns the documents removed; raises NotInIndex if a path matches
+        none. A removed file that is still in an indexed folder comes back with the next `add` of it."""
+        store = self._open()
+        stored = store.document_list(Filter(collection))
+        chosen: dict[str, set[str]] = {}
+        for given in paths:
+            keys = {str(given), str(Path(given).expanduser().resolve())}
+            hits = [d for d in stored if d["path"] in keys or any(d["path"].startswith(k.rstrip("/") + "/") for k in keys)]
+            if not hits:
+                raise NotInIndex(f"nothing indexed at '{given}'", "see `rag docs` for what is indexed")
+            for d in hits:
+                chosen.setdefault(d["collection"], set()).add(d["path"])
+        with store.write_lock():
+            for name, doomed in chosen.items():
+                store.replace_documents(name, sorted(doomed), [], np.zeros((0, store.dim), dtype=np.float32))
+                failures = {p: f for p, f in store.failures(name).items() if p not in doomed}
+                if failures != store.failures(name):
+                    store.set_failures(name, failures)
+        return sorted({p for doomed in chosen.values() for p in doomed})
 
     def collections(self) -> dict[str, tuple[int, int]]:
         """Collection name -> (documents, chunks)."""
