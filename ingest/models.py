@@ -21,13 +21,14 @@ _HUB_FILES = ["*.json", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt
 def resolve_model(spec: str, *, kind: str, env_var: str, flag: str) -> Path:
     """Return a local folder for `spec`; `kind`, `env_var`, `flag` only shape the error message."""
     hint = f"point {flag} or {env_var} at a local model folder, or download '{spec}' once while online"
+    folder_hint = f"point {flag} or {env_var} at a folder holding the model's config.json, weights and tokenizer"
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"cannot load {kind} '{spec}': the folder has no config.json", hint)
+            raise ModelLoadError(f"cannot load {kind} '{spec}': the folder has no config.json", folder_hint)
         return path.resolve()
     if _looks_like_path(spec):
-        raise ModelLoadError(f"cannot load {kind} '{spec}': no such folder", hint)
+        raise ModelLoadError(f"cannot load {kind} '{spec}': no such folder", folder_hint)
     try:
         from huggingface_hub import snapshot_download
 

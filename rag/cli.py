@@ -176,6 +176,11 @@ def watch(
 
     def show(report: rag.IndexReport) -> None:
         if report.added or report.updated or report.renamed or report.removed or report.failed:
+            for what, paths in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
+                for path in paths:
+                    out.print(f"{what} {path}", markup=False)
+            for old, new in report.renamed:
+                out.print(f"renamed {old} → {new}", markup=False)
             print_report(report, out, err)
 
     idx.watch(
@@ -389,7 +394,19 @@ def search(
         out.print("No results: the index is empty." if empty else "No match in the index.")
     for n, hit in enumerate(hits, 1):
         out.print(f"[bold]{n}.[/bold] {hit.score:.3f}  {escape(hit.location)}  [dim]{escape(hit.path)}[/dim]")
-        out.print(f"    {hit.snippet(200)}", markup=False)
+        out.print(f"    {_snippet(hit.text, query, 200)}", markup=False)
+
+
+def _snippet(text: str, query: str, width: int) -> str:
+    """`width` characters of `text` around its first match of a query word (longest words tried
+    first), so the line shows why it matched; the start when no word matches."""
+    flat = " ".join(text.split())
+    low = flat.lower()
+    terms = sorted({w.strip("?.,!;:()\"'").lower() for w in query.split()}, key=len, reverse=True)
+    at = next((low.find(t) for t in terms if len(t) > 2 and low.find(t) >= 0), 0)
+    start = 0 if at < width // 3 else flat.rfind(" ", 0, at - width // 4) + 1
+    piece = flat[start : start + width]
+    return ("…" if start else "") + piece.rstrip() + ("…" if start + width < len(flat) else "")
 
 
 @_command
@@ -517,16 +534,22 @@ def list_collections(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         out.print_json(json.dumps({name: {"documents": d, "chunks": c} for name, (d, c) in found.items()}))
         return
+    width = max((len(name) for name in found), default=0)
     for name, (docs, chunks) in found.items():
-        out.print(f"{name}\t{docs} documents\t{chunks} chunks", markup=False)
+        out.print(f"{name:<{width}}  {docs:>6} documents  {chunks:>8} chunks", markup=False)
 
 
 @collection_app.command("remove", cls=TidyCommand)
 @guard
 def remove_collection(
-    name: Annotated[str, typer.Argument(help="Collection to delete from the index.")], index: IndexOpt = None
+    name: Annotated[str, typer.Argument(help="Collection to delete from the index.")],
+    index: IndexOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask for confirmation.")] = False,
 ) -> None:
     """Remove a collection's documents from the index (your files are not touched)."""
     idx, _ = _open(index, None)
+    docs, _chunks = idx.collections().get(name, (0, 0))
+    if not yes and not typer.confirm(f"Remove collection {name} ({docs} documents) from the index?", err=True):
+        raise typer.Exit(1)
     removed = idx.remove_collection(name)
     out.print(f"removed collection {name} ({removed} chunks)", markup=False)
