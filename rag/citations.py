@@ -1,16 +1,18 @@
-"""Check an answer's [n] citations against the sources the model was given.
+"""Check an answer's [n] citations against the sources the model was given, sentence by sentence.
 
 After generation: every [n] marker is checked against the numbered sources; markers naming no source
 are removed from the text and reported; the answer is split into sentences, each with the sources it
 cites (a marker right after a sentence's full stop belongs to that sentence); and for every cited
 source the sentence of its text that best supports the citing sentences is picked as the snippet to
 show (most shared words; CJK compared character by character).
-A model-written [n] is also checked against what its sentence says: a cited source that supports the
-sentence far less than another one does is dropped (`Answer.unsupported_citations`), and a sentence
-citing only sources that don't support it is re-pointed to the one that does.
-A sentence the model left uncited is attributed to the source that supports it best, when that source
-holds at least MIN_SUPPORT of the sentence's content words: `Sentence.attributed` and `Evidence.added`
-say so (the answer text is not changed), so model-written and checker-added citations stay apart.
+Each sentence is then judged against the sources (`backing`: the share of its content words a source
+holds, 0 when the source lacks a number the sentence states): `Sentence.supported` when some source
+holds at least MIN_SUPPORT of it. A model-written [n] whose source doesn't back its sentence is no
+citation (`Answer.unsupported_citations`; its source is not "cited"), and a sentence citing only such
+sources is re-pointed to the one that does back it, if any.
+A sentence the model left uncited is attributed to the source that backs it best, when that reaches
+MIN_SUPPORT: `Sentence.attributed` and `Evidence.added` say so, so model-written and checker-added
+citations stay apart. The text is never changed beyond dropping markers that name no source.
 This module does not generate, retrieve or decide refusals.
 """
 
@@ -50,15 +52,14 @@ class Checked:
 
 
 def check(text: str, sources: Sequence[Source], *, attribute: bool = True) -> Checked:
-    """Validate the [n] markers in `text` against `sources` (numbered from 1); with `attribute`, cite
-    uncited sentences that one source clearly supports."""
+    """Validate the [n] markers in `text` against `sources` (numbered from 1) and mark each sentence
+    supported or not; with `attribute`, cite uncited sentences that one source clearly supports. Only
+    markers naming no source leave the text: it reads as the model wrote it."""
     invalid: dict[int, None] = {}
-    cleaned = _filter_markers(text, lambda n: 1 <= n <= len(sources), invalid)
-    sentences = split_sentences(cleaned)
-    cleaned, sentences, unsupported = _verify(cleaned, sentences, sources)
+    cleaned = filter_markers(text, lambda n: 1 <= n <= len(sources), invalid)
+    sentences, unsupported = _verify(split_sentences(cleaned), sources)
     written = {n for s in sentences if not s.attributed for n in s.citations}
-    if attribute:
-        sentences = _attribute(sentences, sources)
+    sentences = _attribute(sentences, sources, cite=attribute)
     evidence = []
     for n in dict.fromkeys(n for s in sentences for n in s.citations):
         citing = " ".join(s.text for s in sentences if n in s.citations)
@@ -66,44 +67,36 @@ def check(text: str, sources: Sequence[Source], *, attribute: bool = True) -> Ch
     return Checked(cleaned, tuple(sentences), tuple(evidence), tuple(invalid), unsupported)
 
 
-def _verify(
-    text: str, sentences: list[Sentence], sources: Sequence[Source]
-) -> tuple[str, list[Sentence], tuple[int, ...]]:
-    """Check each model-written citation against what its sentence says. When the sentence's best
-    supported source holds >= MIN_SUPPORT of its words: cited sources that support it much less
-    (by more than SUPPORT_MARGIN) are dropped, and if none of the cited ones reaches MIN_SUPPORT the
-    citation is re-pointed to the supporting source (as an attributed citation). A sentence no source
-    supports keeps its citations (it can't be verified either way). Dropped markers leave the text."""
-    out, dropped_all, pieces, cursor = [], {}, [], 0
+def _verify(sentences: list[Sentence], sources: Sequence[Source]) -> tuple[list[Sentence], tuple[int, ...]]:
+    """Check each model-written citation against what its sentence says (`backing`). Cited sources that
+    back it less than MIN_SUPPORT, or much less (by more than SUPPORT_MARGIN) than the best cited one,
+    are dropped from the sentence's citations; if none of the cited ones backs it but another source
+    does, the citation is re-pointed there (as an attributed citation); if no source backs it, the
+    sentence is unsupported and cites nothing. The text keeps the markers as written."""
+    out, dropped_all = [], {}
     for sentence in sentences:
         if not sentence.citations:
             out.append(sentence)
             continue
         best, best_score = _best_source(sentence.text, sources)
         claims = _claims(sentence.text)
-        cited = {n: support(claims.get(n) or sentence.text, sources[n - 1].text) for n in sentence.citations}
+        cited = {n: backing(claims.get(n) or sentence.text, sources[n - 1].text) for n in sentence.citations}
         cited_best = max(cited.values())
-        if max(best_score, cited_best) < MIN_SUPPORT:
-            out.append(sentence)
-            continue
-        if cited_best < MIN_SUPPORT:
-            keep, repointed = (), (best + 1,)
+        if cited_best >= MIN_SUPPORT:
+            floor = max(MIN_SUPPORT, cited_best - SUPPORT_MARGIN)
+            keep = tuple(n for n in sentence.citations if cited[n] >= floor)
+            checked = Sentence(sentence.text, keep, supported=True, support=cited_best)
+        elif best_score >= MIN_SUPPORT:
+            keep = ()
+            checked = Sentence(sentence.text, (best + 1,), attributed=True, supported=True, support=best_score)
         else:
-            keep = tuple(n for n in sentence.citations if cited[n] >= cited_best - SUPPORT_MARGIN)
-            repointed = ()
-        dropped = [n for n in sentence.citations if n not in keep]
-        if not dropped:
-            out.append(sentence)
-            continue
-        for n in dropped:
-            dropped_all.setdefault(n)
-        at = text.find(sentence.text, cursor)
-        body = _filter_markers(sentence.text, keep.__contains__)
-        if at >= 0:
-            pieces += [text[cursor:at], body]
-            cursor = at + len(sentence.text)
-        out.append(Sentence(body, repointed, attributed=True) if repointed else Sentence(body, keep))
-    return "".join(pieces) + text[cursor:], out, tuple(dropped_all)
+            keep = ()
+            checked = Sentence(sentence.text, (), supported=False, support=max(cited_best, best_score))
+        for n in sentence.citations:
+            if n not in keep:
+                dropped_all.setdefault(n)
+        out.append(checked)
+    return out, tuple(dropped_all)
 
 
 def _claims(sentence: str) -> dict[int, str]:
@@ -121,9 +114,11 @@ def _claims(sentence: str) -> dict[int, str]:
     return claims
 
 
-def _filter_markers(text: str, keep: Callable[[int], bool], dropped: dict[int, None] | None = None) -> str:
+def filter_markers(
+    text: str, keep: Callable[[int], bool], dropped: dict[int, None] | None = None, *, strip: bool = True
+) -> str:
     """`text` with only the [n] numbers that `keep` accepts (a marker left empty disappears with its
-    space); the others are added to `dropped`."""
+    space); the others are added to `dropped`. `strip`: without leading and trailing whitespace."""
 
     def rewrite(match: re.Match) -> str:
         numbers = _marker_numbers(match)
@@ -137,7 +132,8 @@ def _filter_markers(text: str, keep: Callable[[int], bool], dropped: dict[int, N
         lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
         return f"{lead}[{', '.join(map(str, kept))}]"
 
-    return _GLUED.sub(" [", _MARKER.sub(rewrite, text)).strip()
+    out = _GLUED.sub(" [", _MARKER.sub(rewrite, text))
+    return out.strip() if strip else out
 
 
 def _marker_numbers(match: re.Match) -> list[int]:
@@ -150,22 +146,35 @@ def support(sentence: str, source_text: str) -> float:
     return len(wanted & set(words(source_text))) / len(wanted) if wanted else 0.0
 
 
-def _attribute(sentences: list[Sentence], sources: Sequence[Source]) -> list[Sentence]:
-    """Cite each uncited sentence that one source supports (>= MIN_SUPPORT); the text is left as the model
-    wrote it, so the answer reads the same whether it was streamed or returned whole."""
+def backing(claim: str, source_text: str) -> float:
+    """How well a source backs a claim: `support`, but 0.0 when the claim has a number the source lacks
+    (a wrong date or amount is not backed by a source that shares the other words)."""
+    numbers = {w for w in words(claim) if w.isdigit()}
+    present = set(words(source_text))
+    return support(claim, source_text) if numbers <= present else 0.0
+
+
+def _attribute(sentences: list[Sentence], sources: Sequence[Source], cite: bool = True) -> list[Sentence]:
+    """Mark each uncited sentence supported if one source backs it (>= MIN_SUPPORT) and, with `cite`,
+    cite that source; a sentence without content words ("Yes.") needs no source. The text is left as
+    the model wrote it, so the answer reads the same whether it was streamed or returned whole."""
     out = []
     for sentence in sentences:
-        best, score = _best_source(sentence.text, sources) if not sentence.citations else (-1, 0.0)
-        if best < 0 or score < MIN_SUPPORT:
+        if sentence.citations:
             out.append(sentence)
+            continue
+        best, score = _best_source(sentence.text, sources)
+        if best >= 0 and score >= MIN_SUPPORT and cite:
+            out.append(Sentence(sentence.text, (best + 1,), attributed=True, supported=True, support=score))
         else:
-            out.append(Sentence(sentence.text, (best + 1,), attributed=True))
+            supported = score >= MIN_SUPPORT or not words(sentence.text)
+            out.append(Sentence(sentence.text, (), supported=supported, support=score))
     return out
 
 
 def _best_source(sentence: str, sources: Sequence[Source]) -> tuple[int, float]:
-    """(index of the source that supports `sentence` best, its support); (-1, 0.0) without sources."""
-    scores = [support(sentence, s.text) for s in sources]
+    """(index of the source that backs `sentence` best, its backing); (-1, 0.0) without sources."""
+    scores = [backing(sentence, s.text) for s in sources]
     if not scores:
         return -1, 0.0
     best = max(range(len(scores)), key=scores.__getitem__)

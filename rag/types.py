@@ -51,12 +51,16 @@ class Timings:
 
 @dataclass(frozen=True)
 class Sentence:
-    """One sentence of an answer and the source numbers it cites ([n], valid ones only). `attributed`:
-    the model wrote no [n] here and the checker cited the source that supports the sentence."""
+    """One sentence of an answer and the sources that back it (valid [n] whose source says it).
+    `attributed`: the checker cited that source (the model wrote no [n] for it, or a wrong one).
+    `supported`: some source backs the sentence (`support`: the best share of its content words found
+    in one source, see citations.py); an unsupported sentence cites nothing, whatever [n] it shows."""
 
     text: str
     citations: tuple[int, ...] = ()
     attributed: bool = False
+    supported: bool = False
+    support: float = 0.0
 
 
 @dataclass(frozen=True)
