@@ -220,7 +220,7 @@ def ask(
     file_type: TypeOpt = None,
     widen: WidenOpt = 0,
     think: ThinkOpt = False,
-    max_tokens: MaxTokensOpt = 512,
+    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
     allow_general: GeneralOpt = False,
     context_tokens: ContextOpt = DEFAULT_CONTEXT_TOKENS,
     as_json: JsonOpt = False,
@@ -269,18 +269,25 @@ def _show_sources(answer: rag.Answer) -> None:
     if answer.invalid_citations:
         numbers = ", ".join(f"[{n}]" for n in answer.invalid_citations)
         err.print(f"[yellow]removed citations that name no source: {numbers}[/yellow]")
+    for sentence in answer.unsupported_sentences:
+        out.print(f"[dim]? not in your documents: “{escape(sentence.text)}”[/dim]")
     if answer.unsupported_citations:
         numbers = ", ".join(f"[{n}]" for n in answer.unsupported_citations)
-        err.print(f"[yellow]removed citations whose source doesn't say that: {numbers}[/yellow]")
+        err.print(f"[yellow]not counted as cited, their source doesn't say that: {numbers}[/yellow]")
+    if answer.stopped_reason != "end":
+        why = {"repetition": "the reply began to repeat itself", "max_tokens": "it reached --max-tokens"}
+        err.print(f"[dim]answer stopped: {why.get(answer.stopped_reason, answer.stopped_reason)}[/dim]")
     cited = {e.number: e for e in answer.evidence}
     out.print("[bold]Sources[/bold]")
     for n, source in enumerate(answer.sources, 1):
-        mark = "*" if n in cited else " "
+        mark = ("+" if cited[n].added else "*") if n in cited else " "
         out.print(
             f"{mark}\\[{n}] {escape(source.location)}  [dim](score {source.score:.3f}) {escape(source.path)}[/dim]"
         )
         if n in cited:
             out.print(f"      [italic]“{escape(cited[n].snippet)}”[/italic]")
+    if any(e.added for e in answer.evidence):
+        out.print("[dim]* cited by the answer · + cited by the checker (the answer wrote no \\[n] for it)[/dim]")
     t = answer.timings
     cached = f" ({t.cached_prompt_tokens} cached)" if t.cached_prompt_tokens else ""
     err.print(
@@ -296,16 +303,19 @@ def _answer_json(answer: rag.Answer) -> dict:
         "refused": answer.refused,
         "refusal_reason": answer.refusal_reason,
         "citations": answer.citations,
+        "attributed_citations": answer.attributed_citations,
         "invalid_citations": list(answer.invalid_citations),
         "unsupported_citations": list(answer.unsupported_citations),
-        "sentences": [
-            {"text": x.text, "citations": list(x.citations), "attributed": x.attributed} for x in answer.sentences
-        ],
+        "stopped_reason": answer.stopped_reason,
+        "sentences": [asdict(x) for x in answer.sentences],
         "evidence": [
             {"n": e.number, "snippet": e.snippet, "location": e.source.location, "added": e.added}
             for e in answer.evidence
         ],
-        "sources": [asdict(s) | {"n": n, "location": s.location} for n, s in enumerate(answer.sources, 1)],
+        "sources": [
+            asdict(s) | {"n": n, "location": s.location, "cited": n in answer.citations, "cited_by": answer.cited_by(n)}
+            for n, s in enumerate(answer.sources, 1)
+        ],
         "timings": asdict(answer.timings),
     }
 
@@ -324,7 +334,7 @@ def chat(
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = None,
     rerank_model: RerankModelOpt = None,
-    max_tokens: MaxTokensOpt = 512,
+    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
     allow_general: GeneralOpt = False,
     context_tokens: ContextOpt = DEFAULT_CONTEXT_TOKENS,
 ) -> None:
@@ -485,7 +495,9 @@ def serve(
         str | None,
         typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (env RAG_API_KEY).", show_default=False),
     ] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default answer length, in tokens.", min=1)] = 512,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default answer length, in tokens.", min=1)] = (
+        DEFAULT_MAX_TOKENS
+    ),
     allow_host: Annotated[
         list[str] | None,
         typer.Option("--allow-host", help="Also answer requests for this host name (Host/Origin); repeatable."),
@@ -509,7 +521,9 @@ def mcp(
     llm: LlmOpt = None,
     preset: PresetOpt = None,
     k: KOpt = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer of `ask`, in tokens.", min=1)] = 512,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer of `ask`, in tokens.", min=1)] = (
+        DEFAULT_MAX_TOKENS
+    ),
 ) -> None:
     """Run an MCP server on stdio for editors and agents (tools: search, get_chunk, get_document, ask, status)."""
     from rag import mcp_server  # the MCP SDK loads only for this command

@@ -8,14 +8,18 @@ The KV cache of the previous prompt is kept and reused for the longest token pre
 shares with it (the fixed system prompt, and in a chat the earlier turns), so only the new tokens are
 prefilled; `Piece.cached_tokens` says how many were reused. Special tokens of the chat template found
 inside message text (e.g. "<|im_start|>" in a document) are defused before tokenizing, so document text
-can never open a new chat turn. This module knows nothing about sources or citations.
+can never open a new chat turn. Decoding is greedy, with the repetition penalty the model's
+generation_config.json recommends, if any (`Sampling`). This module knows nothing about sources or
+citations, nor where an answer should stop early (stream.py).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ingest import _blas
@@ -23,7 +27,7 @@ from ingest.models import cast_for_cpu, check_tokenizer, load_failure, resolve_m
 
 _blas.preload()
 
-DEFAULT_MAX_TOKENS = 512
+DEFAULT_MAX_TOKENS = 256  # a grounded answer is a few sentences; 512 let looping replies run for minutes
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
@@ -38,6 +42,27 @@ class Piece:
     prompt_tps: float = 0.0
     generation_tps: float = 0.0
     cached_tokens: int = 0  # prompt tokens whose KV cache was reused from the previous prompt
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What a model's generation_config.json recommends: a repetition penalty (None: none), and top_p /
+    top_k, which act only when sampling (temperature > 0; greedy stays the default for grounded answers)."""
+
+    repetition_penalty: float | None = None
+    top_p: float = 0.0
+    top_k: int = 0
+
+    @classmethod
+    def of(cls, folder: Path) -> Sampling:
+        path = folder / "generation_config.json"
+        config = json.loads(path.read_text()) if path.is_file() else {}
+        penalty = config.get("repetition_penalty")
+        return cls(
+            float(penalty) if penalty and float(penalty) != 1.0 else None,
+            float(config.get("top_p") or 0.0),
+            int(config.get("top_k") or 0),
+        )
 
 
 @runtime_checkable
@@ -61,6 +86,7 @@ class MLXGenerator:
         self.model, self.tokenizer = load_lm(spec, kind="chat model", env_var="RAG_LLM", flag="--llm")
         self.id = spec
         self.temperature = temperature
+        self.sampling = Sampling.of(resolve_model(spec, kind="chat model", env_var="RAG_LLM", flag="--llm"))
         self.context_window = _context_window(self.model)
         specials = {t for t in getattr(self.tokenizer, "all_special_tokens", []) if len(t) > 1}
         added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
@@ -102,16 +128,24 @@ class MLXGenerator:
         """Stream the reply. With thinking on, reasoning arrives in `Piece.thinking` only."""
         import mlx.core as mx
         from mlx_lm import stream_generate
-        from mlx_lm.sample_utils import make_sampler
+        from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
         ids = self.encode(self.format(messages, thinking))
         cache, reused = self._reuse_cache(ids)
         self._cached_ids = ids
-        sampler = make_sampler(temp=self.temperature)
+        s = self.sampling
+        sampler = make_sampler(temp=self.temperature, top_p=s.top_p, top_k=s.top_k)
+        processors = make_logits_processors(repetition_penalty=s.repetition_penalty)
         split = ThinkSplitter()
         rest = mx.array(ids[reused:])
         for r in stream_generate(
-            self.model, self.tokenizer, rest, max_tokens=max_tokens, sampler=sampler, prompt_cache=cache
+            self.model,
+            self.tokenizer,
+            rest,
+            max_tokens=max_tokens,
+            sampler=sampler,
+            logits_processors=processors,
+            prompt_cache=cache,
         ):
             text, thought = split.feed(r.text)
             if r.finish_reason is not None:

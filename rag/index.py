@@ -35,6 +35,7 @@ from rag.prompt import build_messages, is_refusal, not_found_text
 from rag.refusal import Gate, gate_for
 from rag.retrieve import retrieve
 from rag.retrieve import source_from_row as _source
+from rag.stream import ReplyFilter
 from rag.types import (
     Answer,
     DoneEvent,
@@ -334,7 +335,9 @@ class Index:
         Unless `allow_general`, a question whose sources fall below the calibrated relevance gate
         (refusal.py), or whose answer says the sources don't hold it, ends as a refusal: Answer.refused,
         with the standard "not found in your documents" text and the closest sources. [n] citations
-        are checked against the sources (see citations.py)."""
+        are checked against the sources (see citations.py). What the TokenEvents carry is exactly
+        `Answer.text` (stream.py holds back what may not belong to it, and ends a looping reply at its
+        first repetition: `Answer.stopped_reason`)."""
         self._open()  # a missing index fails before any model loads
         self.embedder, self.generator  # load both models before the clock starts  # noqa: B018
         started = time.perf_counter()
@@ -350,17 +353,19 @@ class Index:
                 timings = Timings(retrieval_ms=retrieval_ms, total_ms=elapsed_ms(started))
                 yield DoneEvent(Answer(question, text, sources, timings, refused=True, refusal_reason=why))
                 return
-        reply = _Reply(started, {w for s in sources for w in words(s.location)})
+        reply = _Reply(started, len(sources), {w for s in sources for w in words(s.location)})
         messages = build_messages(question, sources, allow_general=allow_general)
         yield from reply.stream(self.generator.stream(messages, max_tokens=max_tokens, thinking=thinking))
-        retry = reply.degenerate  # bare [n] markers / source labels, no words
-        # the model says "not in the sources" where retrieval is surer than for 95% of unanswerable questions
-        retry = retry or (
-            is_refusal("".join(reply.text)) and self.gate.probability(question, judged) > self.gate.confident
+        # nothing was shown: bare [n] markers / source labels, or "not in the sources" where retrieval is
+        # surer than for 95% of unanswerable questions. Ask once more, plainly, without the citation format.
+        held = reply.held_back
+        retry = held == "no words" or (
+            held == "refusal" and self.gate.probability(question, judged) > self.gate.confident
         )
-        if retry and not allow_general and not whole:  # ask once more, plainly, without the citation format
+        if retry and not allow_general and not whole:
             plain = build_messages(question, sources, plain=True)
             yield from reply.stream(self.generator.stream(plain, max_tokens=max_tokens, thinking=thinking))
+        yield from reply.close(release=allow_general)
         last = reply.last
         timings = Timings(
             retrieval_ms=retrieval_ms,
@@ -371,30 +376,36 @@ class Index:
             generated_tokens=last.generated_tokens if last else 0,
             tokens_per_s=last.generation_tps if last else 0.0,
         )
-        text, thought = reply.text, reply.thought
-        raw = "".join(text).rstrip()
-        thinking_text = "".join(thought).strip()
+        stopped = reply.stopped or ("max_tokens" if last and last.generated_tokens >= max_tokens else "end")
+        thinking_text = "".join(reply.thought).strip()
+        shown = reply.filter.shown
         reason = ""
-        if not allow_general and reply.degenerate:
-            # still nothing but [n] markers or source labels after the plain retry: no answer, never shown
-            reason = "the model gave no answer"
-            yield TokenEvent(not_found_text(question))  # nothing was shown yet
-        elif not allow_general and is_refusal(raw):
+        if not shown:  # nothing of the reply was shown: no words, or a refusal
+            reason = (
+                "the model gave no answer"
+                if reply.held_back == "no words"
+                else "the model found no answer in the sources"
+            )
+            shown = not_found_text(question)
+            yield TokenEvent(shown)
+        elif not allow_general and is_refusal(shown):  # a refusal in the model's own words, already shown
             reason = "the model found no answer in the sources"
         if reason:
-            answer = Answer(question, not_found_text(question), sources, timings, thinking_text, True, reason)
+            answer = Answer(question, shown, sources, timings, thinking_text, True, reason, stopped_reason=stopped)
         else:
-            checked = check(raw, sources)
+            checked = check(shown, sources)
+            assert checked.text == shown  # the text was checked while it streamed: it reads as it was shown
             answer = Answer(
                 question,
-                checked.text,
+                shown,
                 sources,
                 timings,
                 thinking_text,
-                invalid_citations=checked.invalid,
+                invalid_citations=tuple(reply.filter.invalid),
                 unsupported_citations=checked.unsupported,
                 sentences=checked.sentences,
                 evidence=checked.evidence,
+                stopped_reason=stopped,
             )
         yield DoneEvent(answer)
 
@@ -473,39 +484,51 @@ class Index:
 
 
 class _Reply:
-    """Streams a generator's pieces as events. Answer text is held back until it has a word, so a reply
-    that is nothing but [n] markers is never shown (`degenerate`) and can be asked again."""
+    """Streams a generator's pieces as events, showing only what stream.ReplyFilter lets through (so a
+    reply of bare [n] markers or a refusal is never shown and can be asked again, and a looping reply
+    ends at its first repetition). A second `stream` replaces a reply nothing of which was shown."""
 
-    def __init__(self, started: float, labels: set[str] = frozenset()) -> None:
+    def __init__(self, started: float, n_sources: int, labels: set[str] = frozenset()) -> None:
         self.started = started
-        self.labels = labels  # words of the sources' labels: "[1] 15-0.txt" is no answer either
-        self.text: list[str] = []
+        self.n_sources, self.labels = n_sources, labels
+        self.filter = ReplyFilter(n_sources, labels)
         self.thought: list[str] = []
         self.first_token_ms = 0.0
         self.last = None
-        self.degenerate = False
+
+    @property
+    def held_back(self) -> str:
+        return self.filter.held_back
+
+    @property
+    def stopped(self) -> str:
+        return self.filter.stopped
 
     def stream(self, pieces) -> Iterator[Event]:
-        self.text, held, shown = [], [], False
-        for piece in pieces:
-            self.last = piece
-            if piece.thinking:
-                self.thought.append(piece.thinking)
-                yield ThinkingEvent(piece.thinking)
-            chunk = piece.text if self.text or held else piece.text.lstrip()
-            if not chunk:
-                continue
-            if not shown:
-                held.append(chunk)
-                if not set(words("".join(held))) - self.labels:
-                    continue
-                chunk, held, shown = "".join(held), [], True
+        if not self.filter.shown:
+            self.filter = ReplyFilter(self.n_sources, self.labels)
+        try:
+            for piece in pieces:
+                self.last = piece
+                if piece.thinking:
+                    self.thought.append(piece.thinking)
+                    yield ThinkingEvent(piece.thinking)
+                yield from self._show(self.filter.feed(piece.text))
+                if self.filter.stopped:
+                    break  # the reply loops: stop generating
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+    def close(self, release: bool = False) -> Iterator[Event]:
+        """The rest of the answer; `release`: also a refusal or a reply without words."""
+        yield from self._show(self.filter.close(release))
+
+    def _show(self, text: str) -> Iterator[Event]:
+        if text:
             self.first_token_ms = self.first_token_ms or elapsed_ms(self.started)
-            self.text.append(chunk)
-            yield TokenEvent(chunk)
-        self.degenerate = not shown and bool(held)
-        if self.degenerate:
-            self.text = held
+            yield TokenEvent(text)
 
 
 def open_index(

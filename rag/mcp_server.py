@@ -94,9 +94,21 @@ class Document(BaseModel):
     chunks: list[Chunk] = Field(description="Consecutive chunks overlap by a sentence or so.")
 
 
+class AnswerSentence(BaseModel):
+    text: str
+    citations: list[int] = Field(description="Numbers of the sources that back this sentence.")
+    supported: bool = Field(description="False: no source backs this sentence; treat it as unverified.")
+
+
 class AskResult(BaseModel):
     answer: str
-    citations: list[int] = Field(description="Source numbers cited as [n] in the answer.")
+    citations: list[int] = Field(
+        description="Numbers of the sources the answer cites (model-written [n] that were verified, and "
+        "citations the checker added), as `rag ask` and the HTTP API star them."
+    )
+    attributed: list[int] = Field(description="Of `citations`, those the checker added (no [n] in the text).")
+    sentences: list[AnswerSentence]
+    stopped_reason: str = Field(description='"end", "max_tokens" or "repetition" (a looping reply was cut).')
     sources: list[Chunk] = Field(description="Source n is sources[n-1].")
 
 
@@ -162,7 +174,17 @@ def create_mcp(
         """Answer `question` from the user's documents with a local model; the answer cites sources as [n]."""
         stop = threading.Event()  # set by the stream itself if the SDK cancels this call (cancelled, or EOF)
         answer, _ = await tool_errors(models.answer(question, stop, k=k, collection=collection, max_tokens=max_tokens))
-        return AskResult(answer=answer.text, citations=answer.citations, sources=[Chunk.of(s) for s in answer.sources])
+        return AskResult(
+            answer=answer.text,
+            citations=answer.citations,
+            attributed=answer.attributed_citations,
+            sentences=[
+                AnswerSentence(text=x.text, citations=list(x.citations), supported=x.supported)
+                for x in answer.sentences
+            ],
+            stopped_reason=answer.stopped_reason,
+            sources=[Chunk.of(s) for s in answer.sources],
+        )
 
     @mcp.tool()
     async def status() -> Status:

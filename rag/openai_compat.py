@@ -3,7 +3,9 @@
 Requests are validated here (sizes, counts, ranges, and text that is valid Unicode: JSON can carry a lone
 surrogate such as "\\ud800", which no tokenizer takes) so the routes in rag/server.py only route. Fields of
 the OpenAI API this server cannot honour (temperature, n, tools…) are accepted and ignored, so existing
-clients work unchanged. Responses carry one extra top-level field, `sources`. No I/O happens here.
+clients work unchanged. Responses carry extra top-level fields: `sources` (each `cited` or not, and
+`cited_by` "model" or "checker", the same notion as `rag ask`), `sentences` (each `supported` or not) and
+`stopped_reason`. No I/O happens here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import json
 import time
 import uuid
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -123,8 +126,11 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-def source_json(source: Source, n: int | None = None, cited: bool | None = None, text: bool = False) -> dict:
-    """A chunk as JSON: where it is, its score, a snippet (and its full text if `text`)."""
+def source_json(
+    source: Source, n: int | None = None, cited: bool | None = None, text: bool = False, cited_by: str | None = None
+) -> dict:
+    """A chunk as JSON: where it is, its score, a snippet (and its full text if `text`); for an answer's
+    source, whether it is `cited` and by whom (`cited_by`: "model" wrote its [n], "checker" attributed it)."""
     out: dict[str, Any] = {} if n is None else {"n": n}
     out |= {
         "chunk_id": source.chunk_id,
@@ -138,14 +144,21 @@ def source_json(source: Source, n: int | None = None, cited: bool | None = None,
     }
     if cited is not None:
         out["cited"] = cited
+        out["cited_by"] = cited_by
     if text:
         out["text"] = source.text
     return out
 
 
 def sources_json(answer: Answer) -> list[dict]:
-    cited = set(answer.citations)
-    return [source_json(s, n, n in cited) for n, s in enumerate(answer.sources, 1)]
+    return [
+        source_json(s, n, n in answer.citations, cited_by=answer.cited_by(n)) for n, s in enumerate(answer.sources, 1)
+    ]
+
+
+def sentences_json(answer: Answer) -> list[dict]:
+    """Each sentence with the sources that back it and whether any does (`supported`)."""
+    return [asdict(x) for x in answer.sentences]
 
 
 def usage_json(answer: Answer) -> dict:
@@ -158,7 +171,10 @@ def usage_json(answer: Answer) -> dict:
 
 
 def finish_reason(answer: Answer, max_tokens: int) -> str:
-    return "length" if answer.timings.generated_tokens >= max_tokens else "stop"
+    """ "length" for an answer cut at its token limit; "stop" otherwise (a looping reply cut at its
+    repetition included: `stopped_reason` in the response says which)."""
+    cut = answer.stopped_reason == "max_tokens" or answer.timings.generated_tokens >= max_tokens
+    return "length" if cut and answer.stopped_reason != "repetition" else "stop"
 
 
 def new_completion_id() -> str:
@@ -178,6 +194,8 @@ def completion_json(model: str, answer: Answer, max_tokens: int, finish: str | N
         "choices": [{"index": 0, "message": message, "finish_reason": finish or finish_reason(answer, max_tokens)}],
         "usage": usage_json(answer),
         "sources": sources_json(answer),
+        "sentences": sentences_json(answer),
+        "stopped_reason": answer.stopped_reason,
     }
 
 

@@ -147,7 +147,7 @@ def create_app(
         index: an opened `rag.Index`; its models load when the app starts.
         api_key: if set, every /v1 request needs `Authorization: Bearer <api_key>`.
         k: chunks retrieved per question unless a request sends `k` (default 5).
-        max_tokens: answer length unless a request sends `max_tokens` (default 512).
+        max_tokens: answer length unless a request sends `max_tokens` (default DEFAULT_MAX_TOKENS, 256).
         max_body_bytes: larger request bodies are refused with 413 (default 1 MiB).
         max_queue: searches and embeddings allowed to wait before requests get 503 (default 64).
         max_answer_queue: answers allowed to wait behind the one being generated (default 4).
@@ -242,7 +242,8 @@ async def _sse(
                     yield out.delta({"reasoning_content": event.text})
         answer = partial.answer()
         finish = "length" if partial.cut else oa.finish_reason(answer, max_tokens)
-        yield out.delta({}, finish, sources=oa.sources_json(answer))
+        extra = dict(sentences=oa.sentences_json(answer), stopped_reason=answer.stopped_reason)
+        yield out.delta({}, finish, sources=oa.sources_json(answer), **extra)
         if usage:
             yield out.usage(answer)
     except Exception as exc:  # the 200 header is out: the error travels in the stream, as OpenAI does

@@ -89,15 +89,31 @@ class Answer:
     unsupported_citations: tuple[int, ...] = ()  # [n] dropped: that source doesn't say what the sentence says
     sentences: tuple[Sentence, ...] = ()  # the answer split into sentences, each with what it cites
     evidence: tuple[Evidence, ...] = ()  # each cited source with its supporting snippet
+    stopped_reason: str = "end"  # "end", "max_tokens", or "repetition" (the reply looped: cut there)
 
     @property
     def uncited_sentences(self) -> list[Sentence]:
         return [s for s in self.sentences if not s.citations]
 
     @property
+    def unsupported_sentences(self) -> list[Sentence]:
+        return [s for s in self.sentences if not s.supported]
+
+    @property
     def citations(self) -> list[int]:
-        """Source numbers cited in the text as [n] that exist, in first-cited order."""
-        return cited_numbers(self.text, len(self.sources))
+        """The cited sources' numbers, in first-cited order: each backs a sentence of the answer, whether
+        the model wrote its [n] or the checker attributed it (`Evidence.added`). An [n] in the text whose
+        source doesn't back its sentence is no citation (see `unsupported_citations`)."""
+        return [e.number for e in self.evidence]
+
+    @property
+    def attributed_citations(self) -> list[int]:
+        """Of `citations`, those the checker added (the model wrote no [n] for them)."""
+        return [e.number for e in self.evidence if e.added]
+
+    def cited_by(self, n: int) -> str | None:
+        """Who cites source n: "model" (its [n], verified), "checker" (attributed), or None (not cited)."""
+        return next(("checker" if e.added else "model" for e in self.evidence if e.number == n), None)
 
     @property
     def cited_sources(self) -> list[Source]:

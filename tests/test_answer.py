@@ -6,7 +6,7 @@ from __future__ import annotations
 import rag
 from rag.generate import ThinkSplitter
 from rag.prompt import NOT_FOUND, build_messages
-from rag.types import Answer, Source, cited_numbers
+from rag.types import Answer, Evidence, Source, cited_numbers
 
 
 def test_real_answer_contains_the_fact_and_cites_its_document(tmp_path, docs, embedder, smollm2):
@@ -93,5 +93,7 @@ def test_prompt_numbers_and_fences_sources_and_asks_for_citations():
 def test_citations_keep_only_existing_source_numbers_in_order():
     assert cited_numbers("Red [2]. Also [1, 2] and [7]; see [3;1].", 3) == [2, 1, 3]
     sources = [Source(str(i), f"/d/{i}.md", "t", 0.1) for i in range(3)]
-    answer = Answer("q", "It is red [3] and round [9].", sources)
-    assert answer.citations == [3] and [s.path for s in answer.cited_sources] == ["/d/2.md"]
+    evidence = (Evidence(3, sources[2], "t"), Evidence(1, sources[0], "t", added=True))
+    answer = Answer("q", "It is red [3] and round [9].", sources, evidence=evidence)
+    assert answer.citations == [3, 1] and [s.path for s in answer.cited_sources] == ["/d/2.md", "/d/0.md"]
+    assert answer.attributed_citations == [1]

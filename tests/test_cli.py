@@ -174,7 +174,7 @@ def test_ask_answers_with_sources(cli, docs, smollm2_path):
     answer, _, sources = out.partition("Sources")
     assert "flowerpot" in answer.lower()
     source_lines = [line for line in sources.splitlines() if line.strip()]
-    assert re.match(r"^[ *]\[1\] house\.md", source_lines[0]), source_lines
+    assert re.match(r"^[ *+]\[1\] house\.md", source_lines[0]), source_lines
     assert str(docs / "house.md") in source_lines[0]
     assert "tok/s" in plain(result.stderr)
 
