@@ -1,8 +1,9 @@
 """A conversation over an index: each follow-up is rewritten into a standalone question, then answered.
 
 "And what about the second one?" cannot be retrieved on its own, so from the second turn on the chat
-model rewrites the new message, given the last few turns, into a question that stands alone; that
-question drives retrieval and the grounded answer (Index.stream_answer), while the history keeps what
+model rewrites the new message, given the last few turns, into a question that stands alone (checked:
+a question, not the previous one again, keeping the follow-up's content words; else the previous
+message and the follow-up together are asked); that question drives retrieval and the grounded answer (Index.stream_answer), while the history keeps what
 the user actually typed. `reset` forgets the history. The fixed system prompt's KV cache is shared by
 every turn (generate.py), so later turns prefill only their new tokens.
 This module does not retrieve, prompt for answers or print.
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rag.citations import words
 from rag.types import Answer, DoneEvent, Event, Source
 
 if TYPE_CHECKING:
@@ -26,6 +28,16 @@ REWRITE_SYSTEM = (
     "You rewrite the user's last message into one standalone question that can be understood without the "
     "conversation: replace pronouns and references like 'it', 'that', 'the second one' with what they "
     "refer to. Keep the user's language. Reply with the question only."
+)
+_QUESTION = re.compile(
+    r"[?？]\s*$|^\s*(who|what|when|where|which|why|how|whose|whom|is|are|was|were|do|does|did|can|could|should|"
+    r"will|would|has|have)\b|[吗呢][。]?\s*$|什么|怎么|如何|哪|谁|几|多少",
+    re.IGNORECASE,
+)
+# words that point back into the conversation ("the second one", "them"): the rewrite replaces them
+_REFERENCES = frozenset(
+    "one ones first second third last latter former other others same there then they them their he she him "
+    "her his these those also else about".split()
 )
 _LABEL = re.compile(r"^\s*(standalone question|question|rewritten question)\s*:\s*", re.IGNORECASE)
 
@@ -41,7 +53,9 @@ class Turn:
 
 def standalone_question(generator, history: Sequence[tuple[str, str]], message: str) -> str:
     """`message` rewritten by the chat model into a question that stands alone, given the earlier
-    (user message, answer) pairs; `message` itself when there is no history or the rewrite is empty."""
+    (user message, answer) pairs; `message` itself when there is no history. A rewrite that fails
+    `valid_rewrite` (small models answer instead, or repeat the previous question) is replaced by the
+    previous message followed by this one, which retrieves with both."""
     if not history:
         return message.strip()
     lines = []
@@ -53,7 +67,20 @@ def standalone_question(generator, history: Sequence[tuple[str, str]], message: 
     pieces = generator.stream(messages, max_tokens=REWRITE_MAX_TOKENS, thinking=False)
     text = "".join(p.text for p in pieces).strip()
     question = _LABEL.sub("", text.splitlines()[0] if text else "").strip().strip('"“”').strip()
-    return question or message.strip()
+    previous = history[-1][0].strip()
+    return question if valid_rewrite(question, previous, message) else f"{previous} {message.strip()}"
+
+
+def valid_rewrite(rewrite: str, previous: str, message: str) -> bool:
+    """A rewrite is usable when it is a question, is not the previous question again, and keeps every
+    content word of the follow-up ("and when is it due?" -> it must still say "due")."""
+    if not _QUESTION.search(rewrite) or _flat(rewrite) == _flat(previous):
+        return False
+    return set(words(message)) - _REFERENCES <= set(words(rewrite))
+
+
+def _flat(text: str) -> str:
+    return " ".join(words(text))
 
 
 class Conversation:

@@ -5,8 +5,10 @@ slow test) and through `rag chat` with the real SmolLM2."""
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
+from conftest import data_path, index_folder
 from typer.testing import CliRunner
 
 import rag
@@ -95,7 +97,45 @@ def test_an_empty_rewrite_falls_back_to_the_message(tmp_path, folder, embedder):
     index.add(folder)
     chat = index.chat(k=2)
     chat.ask("Where is the hose?")
-    assert chat.rewrite("  and the tomatoes?  ") == "and the tomatoes?"
+    assert chat.rewrite("  and the tomatoes?  ") == "Where is the hose? and the tomatoes?"
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        "The project lead of Project Orion is Amara Okafor.",  # SmolLM2 answered instead of rewriting
+        "Who is the project lead of Project Orion?",  # Qwen2.5 repeated the first question
+        "When is Project Orion?",  # dropped the follow-up's "due"
+    ],
+)
+def test_a_rewrite_that_is_no_standalone_follow_up_falls_back_to_both_questions(tmp_path, embedder, rewrite):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(data_path("newcomer", "project-orion.md"), docs)
+    (docs / "garden.md").write_text(GARDEN)
+    model = ScriptedChat(rewrite=rewrite)
+    chat = index_folder(tmp_path, docs, embedder, model).chat(k=2)
+    chat.ask("Who is the project lead of Project Orion?")
+    answer = chat.ask("and when is it due?")
+    assert answer.question == "Who is the project lead of Project Orion? and when is it due?"
+    assert "30 June 2026" in answer.sources[0].text
+
+
+def _orion_turn() -> rag.Turn:
+    first = "Who is the project lead of Project Orion?"
+    return rag.Turn(first, first, rag.Answer(first, "The project lead of Project Orion is Amara Okafor [1].", []))
+
+
+def test_a_follow_up_with_the_real_smollm2_retrieves_the_deadline(tmp_path, embedder, smollm2):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("project-orion.md", "car.md", "garden.md"):
+        shutil.copy(data_path("newcomer", name), docs)
+    chat = index_folder(tmp_path, docs, embedder, smollm2).chat(k=2)
+    chat.history.append(_orion_turn())  # the first turn as answered; only the rewrite is under test
+    question = chat.rewrite("and when is it due?")
+    assert "due" in question.lower() and "orion" in question.lower(), question
+    assert "30 June 2026" in chat.index.context(question, 2)[0].text
 
 
 @pytest.mark.slow
@@ -109,6 +149,22 @@ def test_the_real_qwen_model_rewrites_a_follow_up(tmp_path, folder, embedder):
     chat.ask("Which boilers does the manual cover?")
     question = chat.rewrite("How do I reset the second one?")
     assert question != "How do I reset the second one?" and "boiler" in question.lower(), question
+
+
+@pytest.mark.slow
+def test_the_real_qwen_model_follow_up_retrieves_the_deadline(tmp_path, embedder):
+    from tests.conftest import _model
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("project-orion.md", "car.md", "garden.md"):
+        shutil.copy(data_path("newcomer", name), docs)
+    model = rag.MLXGenerator(str(_model("Qwen2.5-0.5B-Instruct")))
+    chat = index_folder(tmp_path, docs, embedder, model).chat(k=2)
+    chat.history.append(_orion_turn())  # the first turn as answered; only the rewrite is under test
+    question = chat.rewrite("and when is it due?")
+    assert "due" in question.lower() and "orion" in question.lower(), question
+    assert "30 June 2026" in chat.index.context(question, 2)[0].text
 
 
 def test_rag_chat_answers_then_shows_sources_resets_and_quits(tmp_path, folder, minilm_path, smollm2_path):
