@@ -2,7 +2,8 @@
 
 Two signals, both measured on the sources the model would see:
 - `similarity`: the best cosine similarity between the question and a source (the embedder's view);
-- `coverage`: the largest share of the question's content words found in any one source (CJK: characters).
+- `coverage`: the largest share of the question's content words found in any one source (Chinese:
+  character pairs between function characters; see `coverage`).
 A logistic model turns them into P(the sources hold the answer); the question is refused when that is
 below the threshold. Weights and threshold are calibrated on labelled questions (answerable ones and
 the same questions with their gold passage removed from the index) by `calibrate`, choosing the
@@ -17,16 +18,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rag.citations import support
+from rag.citations import support, words
 from rag.types import Source
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HAN_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_FUNCTION_HAN = re.compile("[如何的是么什怎吗呢了]+")  # question and grammar words: never what an answer is about
 COVERAGE_ONLY = "coverage-only"
 
 
@@ -62,10 +67,24 @@ class Gate:
 
 
 def features(question: str, sources: Sequence[Source]) -> tuple[float, float]:
-    """(best cosine similarity, best share of the question's content words in one source)."""
+    """(best cosine similarity, best share of the question's terms in one source)."""
     sims = [s.similarity for s in sources if s.similarity is not None]
-    cov = max((support(question, s.text) for s in sources), default=0.0)
+    cov = max((coverage(question, s.text) for s in sources), default=0.0)
     return (max(sims) if sims else 0.0), cov
+
+
+def coverage(question: str, text: str) -> float:
+    """Share of the question's terms found in `text`: its content words, and for Chinese the character
+    pairs of each run between function characters ("如何列出文件的内容" -> 列出, 文件, 内容). Single
+    characters are too common to tell pages apart (any Chinese page holds most of a question's
+    characters); for a question without Han characters this is citations.support."""
+    latin = [w for w in words(question) if not _HAN.fullmatch(w)]
+    runs = [r for run in _HAN_RUN.findall(question) for r in _FUNCTION_HAN.split(run) if r]
+    han = [r[i : i + 2] for r in runs for i in range(max(len(r) - 1, 1))]
+    if not han:
+        return support(question, text)
+    wanted, flat, present = set(latin) | set(han), text.lower(), set(words(text))
+    return sum(w in present if w in latin else w in flat for w in wanted) / len(wanted)
 
 
 def gate_for(embedder_id: str) -> Gate:

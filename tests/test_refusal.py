@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ScriptedGenerator, index_folder
+from conftest import ScriptedGenerator, data_path, index_folder
 
 import rag
 from rag.prompt import GENERAL_SYSTEM_PROMPT, NOT_FOUND, NOT_FOUND_ZH, PLAIN_SYSTEM_PROMPT, SYSTEM_PROMPT
@@ -166,3 +166,19 @@ def test_markers_or_source_labels_again_after_the_retry_end_as_no_answer(tmp_pat
     assert answer.refused and answer.text == NOT_FOUND and answer.refusal_reason == "the model gave no answer"
     assert [e.text for e in events if isinstance(e, rag.TokenEvent)] == [NOT_FOUND]  # the stream says the same
     assert answer.sources  # the closest sources are still given
+
+
+def test_chinese_coverage_counts_character_pairs_so_an_unrelated_chinese_page_is_not_covered():
+    # any Chinese page holds most single characters of a Chinese question (文, 件, 的, 内, 容…): the gate
+    # let 83% of unanswerable tldr-zh questions through (bench/gate_zh.py); pairs tell the pages apart
+    from rag.citations import support
+    from rag.refusal import coverage
+
+    tar = data_path("tldr", "zh", "common", "tar.md").read_text()
+    du = data_path("tldr", "zh", "common", "du.md").read_text()
+    disk = "如何显示目录的磁盘使用情况？"
+    assert coverage(disk, du) == 0.75 and coverage(disk, tar) == 0.25  # 显示, 目录, 磁盘 / 使用, 用情, 情况
+    assert support(disk, tar) > 0.45  # single characters: tar.md looked half-relevant
+    assert coverage("如何列出 tar 文件的内容？", tar) == 1.0  # 如何/的 are no content: tar, 列出, 文件, 内容
+    english = "Where is the spare key hidden?"
+    assert coverage(english, "The spare key is under the pot.") == support(english, "The spare key is under the pot.")
