@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ import typer
 from rich.markup import escape
 
 import rag
-from rag import cli_docs, config
+from rag import cli_docs, config, history
 from rag.cli_common import (
     EmbedOpt,
     JsonOpt,
@@ -206,7 +207,7 @@ ContextOpt = Annotated[
 
 @_command
 def ask(
-    question: Annotated[str, typer.Argument(help="Your question.", show_default=False)],
+    question: Annotated[str, typer.Argument(help="Your question, or - to read it from stdin.", show_default=False)],
     index: IndexOpt = None,
     embed_model: EmbedOpt = None,
     llm: LlmOpt = None,
@@ -226,6 +227,10 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, streaming, then list the sources it cites."""
+    if question == "-":
+        question = sys.stdin.read().strip()
+        if not question:
+            raise rag.RagError("no question on stdin", "pipe one in: echo 'Where is the key?' | rag ask -")
     idx, s = _open(index, embed_model, llm, preset, k, rerank_model)
     options = _search_options(mode, rerank, path, file_type)
     events = idx.stream_answer(
@@ -240,10 +245,22 @@ def ask(
         **options,
     )
     answer = _stream_events(events, quiet=as_json)
+    _log(s, answer, idx.path)
     if as_json:
         out.print_json(json.dumps(_answer_json(answer)))
     else:
         _show_sources(answer)
+
+
+def _log(s: config.Settings, answer: rag.Answer, index: Path) -> None:
+    """Keep the question for `rag log` (unless the log is off); a log that can't be written never
+    costs the answer, only a note."""
+    if not s.log:
+        return
+    try:
+        history.append(s.home, answer, s.llm, index)
+    except OSError as exc:
+        err.print(f"[dim]question not logged: {escape(str(exc))}[/dim]")
 
 
 def _stream_events(events, quiet: bool = False) -> rag.Answer:
@@ -290,6 +307,9 @@ def _show_sources(answer: rag.Answer) -> None:
         out.print("[dim]* cited by the answer · + cited by the checker (the answer wrote no \\[n] for it)[/dim]")
     t = answer.timings
     cached = f" ({t.cached_prompt_tokens} cached)" if t.cached_prompt_tokens else ""
+    if not t.generated_tokens:  # refused before (or without) generating: no speeds to report
+        err.print(f"[dim]retrieval {t.retrieval_ms:.0f} ms · no answer generated[/dim]")
+        return
     err.print(
         f"[dim]retrieval {t.retrieval_ms:.0f} ms · first token {t.first_token_ms / 1000:.1f} s · "
         f"prompt {t.prompt_tokens} tokens{cached} · {t.generated_tokens} tokens at {t.tokens_per_s:.1f} tok/s[/dim]"
@@ -334,16 +354,23 @@ def chat(
     mode: ModeOpt = "hybrid",
     rerank: RerankOpt = None,
     rerank_model: RerankModelOpt = None,
+    path: PathOpt = None,
+    file_type: TypeOpt = None,
+    think: ThinkOpt = False,
     max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
     allow_general: GeneralOpt = False,
     context_tokens: ContextOpt = DEFAULT_CONTEXT_TOKENS,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each answer as one JSON line (nothing streamed).")
+    ] = False,
 ) -> None:
     """Chat with your documents: follow-up questions are understood in the context of the conversation."""
     idx, s = _open(index, embed_model, llm, preset, k, rerank_model)
-    options = _search_options(mode, rerank, None, None)
+    options = _search_options(mode, rerank, path, file_type)
     conversation = idx.chat(
         k=s.k,
         collection=collection,
+        thinking=think,
         max_tokens=max_tokens,
         allow_general=allow_general,
         context_tokens=context_tokens,
@@ -352,7 +379,7 @@ def chat(
     err.print(f"[dim]{CHAT_HELP}[/dim]")
     while True:
         try:
-            message = input("\n> ").strip()
+            message = input("" if as_json else "\n> ").strip()  # --json: stdout holds only the JSON lines
         except (EOFError, KeyboardInterrupt):
             err.print()
             return
@@ -373,10 +400,15 @@ def chat(
         else:
 
             def show(question: str, message: str = message) -> None:
-                if question != message:
+                if question != message and not as_json:
                     err.print(f"[dim]→ {escape(question)}[/dim]")
 
-            _show_sources(_stream_events(conversation.stream(message, on_question=show)))
+            answer = _stream_events(conversation.stream(message, on_question=show), quiet=as_json)
+            _log(s, answer, idx.path)
+            if as_json:
+                out.print(json.dumps(_answer_json(answer), ensure_ascii=False), markup=False, highlight=False)
+            else:
+                _show_sources(answer)
 
 
 @_command
@@ -502,6 +534,9 @@ def serve(
         list[str] | None,
         typer.Option("--allow-host", help="Also answer requests for this host name (Host/Origin); repeatable."),
     ] = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", "-c", help="What the model 'rag' searches (default: all collections).")
+    ] = None,
 ) -> None:
     """Serve the index over an OpenAI-compatible HTTP API: chat, embeddings, search. Ctrl-C stops."""
     from rag import server  # FastAPI/uvicorn load only for this command
@@ -511,7 +546,8 @@ def serve(
     server.check_bind(host, key)  # before minutes of model loading, not after
     err.print(f"Serving {idx.path} at http://{host}:{port}/v1 (models: rag, rag:<collection>)", markup=False)
     hosts = allow_host or ()
-    server.serve(idx, host=host, port=port, api_key=key, k=s.k, max_tokens=max_tokens, allowed_hosts=hosts)
+    options = dict(k=s.k, max_tokens=max_tokens, allowed_hosts=hosts, collection=collection)
+    server.serve(idx, host=host, port=port, api_key=key, **options)
 
 
 @_command

@@ -63,15 +63,19 @@ MODEL = "rag"  # all collections; "rag:<name>" is one collection
 class Service:
     """What each endpoint does, over the public API; model work goes through rag/_serving.py's workers."""
 
-    def __init__(self, index: rag.Index, k: int, max_tokens: int, limits: Limits) -> None:
+    def __init__(
+        self, index: rag.Index, k: int, max_tokens: int, limits: Limits, collection: str | None = None
+    ) -> None:
         self.index, self.k, self.max_tokens = index, k, max_tokens
+        self.default_collection = collection  # what "rag" (and a search without one) means; None: all
         self.models = Models(index, limits)
         self.started = int(time.time())
 
     async def collection_of(self, model: str) -> str | None:
-        """The collection a `model` field names: "rag" -> None (all), "rag:<name>" -> name if it exists; else 404."""
+        """The collection a `model` field names: "rag" -> the default collection (None: all), "rag:<name>" ->
+        name if it exists; else 404."""
         if model == MODEL:
-            return None
+            return self.default_collection
         name = model.removeprefix(f"{MODEL}:")
         if name != model and name in await run_in_threadpool(self.index.collections):
             return name
@@ -111,16 +115,19 @@ class Service:
         return StreamingResponse(body_lines, media_type="text/event-stream")
 
     async def embeddings(self, body: oa.EmbeddingsRequest) -> dict:
-        await self.collection_of(body.model)
+        # Any model name is accepted (OpenAI clients send "text-embedding-3-small" by default): there is
+        # one embedder, the index's, and the reply names it.
         vectors, tokens = await self.models.search(_embed, self.index, body.texts())
         if body.dimensions not in (None, vectors.shape[1]):
             raise ApiError(400, f"this embedder has {vectors.shape[1]} dimensions", param="dimensions")
-        return oa.embeddings_json(body.model, vectors, tokens, body.encoding_format)
+        model = self.models.redact(str(getattr(self.index.embedder, "id", MODEL)))
+        return oa.embeddings_json(model, vectors, tokens, body.encoding_format)
 
     async def search(self, body: oa.SearchRequest) -> dict:
-        if body.collection is not None:
-            await self.collection_of(f"{MODEL}:{body.collection}")
-        hits = await self.models.search(self.index.search, body.query, body.k or self.k, body.collection)
+        collection = body.collection if body.collection is not None else self.default_collection
+        if collection is not None:
+            await self.collection_of(f"{MODEL}:{collection}")
+        hits = await self.models.search(self.index.search, body.query, body.k or self.k, collection)
         data = [oa.source_json(hit, n, text=True) for n, hit in enumerate(hits, 1)]
         return {"object": "list", "query": body.query, "data": data}
 
@@ -140,6 +147,7 @@ def create_app(
     token_cap: int = DEFAULT_TOKEN_CAP,
     answer_seconds: float = DEFAULT_ANSWER_SECONDS,
     allowed_hosts: Sequence[str] = (),
+    collection: str | None = None,
 ) -> FastAPI:
     """The ASGI app serving `index`.
 
@@ -157,9 +165,11 @@ def create_app(
         allowed_hosts: host names (besides localhost, 127.x.x.x and [::1]) that requests may name in
             their Host header, and browser pages in their Origin; without an `api_key` no other Host is
             served, so a DNS-rebinding page cannot read the index (default: none).
+        collection: what the model "rag" (and a search that names no collection) means; None (default)
+            is every collection. "rag:<name>" still picks any one.
     """
     limits = Limits(token_cap, answer_seconds, max_queue, max_answer_queue)
-    service = Service(index, k, max_tokens, limits)
+    service = Service(index, k, max_tokens, limits, collection)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

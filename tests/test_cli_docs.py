@@ -72,3 +72,34 @@ def test_config_shows_each_setting_and_where_it_comes_from(run, monkeypatch):
     assert shown["llm"] == {"value": "/models/my-llm", "from": "env RAG_LLM"}
     assert shown["index"]["from"] == "flag"
     assert shown["log"]["value"] == "on"
+
+
+def test_ask_reads_the_question_from_stdin_and_logs_it(run, smollm2_path, monkeypatch, tmp_path):
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    llm = ["--llm", str(smollm2_path), "--max-tokens", "24"]
+    result, out, err = run("ask", "-", *llm, input="Where is the spare key hidden?\n")
+    assert result.exit_code == 0, err
+    assert "Sources" in out
+    logged = CliRunner().invoke(app, ["log", "--json"]).stdout
+    [entry] = json.loads(logged)
+    assert entry["question"] == "Where is the spare key hidden?" and entry["llm"] == str(smollm2_path)
+    assert entry["answer"] and isinstance(entry["sources"], list)
+    shown = CliRunner().invoke(app, ["log"]).stdout
+    assert "Q: Where is the spare key hidden?" in shown
+    monkeypatch.setenv("RAG_LOG", "off")
+    run("ask", "Where is the wifi password?", *llm)
+    still = CliRunner().invoke(app, ["log", "--json"]).stdout
+    assert len(json.loads(still)) == 1  # the log is off: nothing more kept
+    empty, _, err = run("ask", "-", *llm, input="\n")
+    assert empty.exit_code == 1 and "no question on stdin" in err
+
+
+def test_chat_takes_asks_filters_and_prints_json_lines(run, smollm2_path, monkeypatch, tmp_path):
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    args = ["--llm", str(smollm2_path), "--max-tokens", "24", "--path", "*.md", "--json", "--no-think"]
+    result, out, err = run("chat", *args, input="Where is the spare key hidden?\n/quit\n")
+    assert result.exit_code == 0, err
+    lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert len(lines) == 1, (out, err)
+    [line] = lines
+    assert line["sources"] and all(s["path"].endswith(".md") for s in line["sources"])

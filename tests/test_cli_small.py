@@ -70,3 +70,14 @@ def test_a_missing_local_model_folder_gets_a_hint_about_folders_not_downloads(tm
         rag.MLXGenerator(str(tmp_path / "no-such-model"))
     assert "no such folder" in info.value.message
     assert "download" not in info.value.hint and "folder" in info.value.hint
+
+
+def test_a_refusal_prints_no_generation_speeds(capsys):
+    from rag.cli import _show_sources
+    from rag.types import Answer, Timings
+
+    answer = Answer("q?", "I couldn't find that in your documents.", [], Timings(retrieval_ms=12.0), refused=True)
+    _show_sources(answer)
+    printed = ANSI.sub("", capsys.readouterr().err)
+    assert "retrieval 12 ms · no answer generated" in printed
+    assert "first token" not in printed and "tok/s" not in printed

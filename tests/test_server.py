@@ -264,3 +264,18 @@ def test_serving_beyond_loopback_needs_an_api_key(index, tmp_path, minilm_path):
     args = ["serve", "--host", "0.0.0.0", "--index", str(index.path), "--embed-model", str(minilm_path)]
     run = CliRunner().invoke(cli_app, args)
     assert run.exit_code == 1 and "without an API key" in run.output
+
+
+def test_embeddings_accept_any_model_name_and_report_the_real_one(client, embedder):
+    """OpenAI clients (LangChain and others) send "text-embedding-3-small" by default."""
+    reply = client.embeddings.create(model="text-embedding-3-small", input="The boiler reset button is red.")
+    assert np.allclose(reply.data[0].embedding, embedder.embed(["The boiler reset button is red."])[0], atol=1e-5)
+    assert reply.model.endswith("all-MiniLM-L6-v2") and str(Path.home()) not in reply.model
+
+
+def test_a_default_collection_is_what_rag_and_unscoped_searches_mean(index):
+    with running(create_app(index, collection="manuals")) as base, httpx.Client(base_url=base, timeout=60) as http:
+        hits = http.post("/v1/search", json={"query": "spare key flowerpot", "k": 3}).json()["data"]
+        assert hits and all(h["collection"] == "manuals" for h in hits)
+        wider = http.post("/v1/search", json={"query": "spare key", "k": 3, "collection": "default"}).json()["data"]
+        assert wider[0]["path"].endswith("house.md")
