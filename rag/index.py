@@ -268,7 +268,9 @@ class Index:
         chosen: dict[str, set[str]] = {}
         for given in paths:
             keys = {str(given), str(Path(given).expanduser().resolve())}
-            hits = [d for d in stored if d["path"] in keys or any(d["path"].startswith(k.rstrip("/") + "/") for k in keys)]
+            hits = [
+                d for d in stored if d["path"] in keys or any(d["path"].startswith(k.rstrip("/") + "/") for k in keys)
+            ]
             if not hits:
                 raise NotInIndex(f"nothing indexed at '{given}'", "see `rag docs` for what is indexed")
             for d in hits:
