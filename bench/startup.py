@@ -53,7 +53,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = os.environ | {"RAG_HOME": tmp, "RAG_INDEX": f"{tmp}/idx", "HF_HUB_OFFLINE": "1"}
-        subprocess.run([RAG, "index", "-q", "--embed-model", args.embed_model, str(ROOT / "examples/docs")], env=env, check=True)
+        subprocess.run(
+            [RAG, "index", "-q", "--embed-model", args.embed_model, str(ROOT / "examples/docs")], env=env, check=True
+        )
         commands = [["--help"], ["--version"], ["config"], ["status"], ["docs"], ["search", "spare key"]]
         print(f"{'command':<22}{'median s':>9}   ({args.runs} runs each, fresh process)")
         for command in commands:
