@@ -104,3 +104,24 @@ def test_an_index_built_with_another_embedder_fails_the_provenance_check(
     )
     assert result.exit_code == 1
     assert checks["provenance"]["ok"] is False and "some/other-embedder" in checks["provenance"]["detail"]
+
+
+def test_the_default_model_twins_show_their_quantization_after_loading(doctor, tmp_path, twins):
+    """The structural twins of the Qwen3 defaults: doctor reads the quantization from the config and the
+    dtypes from the loaded model (on the CPU, scales become float32: the fast path)."""
+    result, checks = doctor(
+        "--index",
+        str(tmp_path / "none"),
+        "--embed-model",
+        str(twins["embedder"]),
+        "--llm",
+        str(twins["llm"]),
+        "--rerank-model",
+        str(twins["reranker"]),
+        "--rerank",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert "8-bit (group 64) weights, float32 scales" in checks["embedder"]["detail"]
+    assert "4-bit (group 64) weights, float32 scales" in checks["chat model"]["detail"]
+    assert "4-bit (group 64) weights, float32 scales" in checks["reranker"]["detail"]
