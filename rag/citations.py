@@ -28,6 +28,9 @@ _MARKER = re.compile(r"\s?\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? before a capital, digit, quote or bracket (not inside "Y. pestis" or "e.g. this"),
 # at . ! ? glued to a following [n], and after CJK full stops.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“'‘(\[]|[^\x00-\x7f])|(?<=[.!?])(?=\[\d)|(?<=[。！？；])")
+_PARAGRAPH = re.compile(r"\n\s*\n|\n(?=#)")
+_LIST_NUMBER = re.compile(r"\d{1,3}[.)]")
+_LIST_PREFIX = re.compile(r"^\s*\d{1,3}[.)]\s+")
 _LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
 _WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
 MIN_SUPPORT = 0.6
@@ -148,10 +151,13 @@ def support(sentence: str, source_text: str) -> float:
 
 def backing(claim: str, source_text: str) -> float:
     """How well a source backs a claim: `support`, but 0.0 when the claim has a number the source lacks
-    (a wrong date or amount is not backed by a source that shares the other words)."""
+    (a wrong date or amount is not backed by a source that shares the other words), and 0.0 for a claim
+    of numbers only."""
+    claim = _LIST_PREFIX.sub("", claim)  # "4. The key is…": the item's number is no claim
     numbers = {w for w in words(claim) if w.isdigit()}
-    present = set(words(source_text))
-    return support(claim, source_text) if numbers <= present else 0.0
+    if numbers == set(words(claim)):  # "3." or "2026": a number alone says nothing a source could back
+        return 0.0
+    return support(claim, source_text) if numbers <= set(words(source_text)) else 0.0
 
 
 def _attribute(sentences: list[Sentence], sources: Sequence[Source], cite: bool = True) -> list[Sentence]:
@@ -185,6 +191,9 @@ def split_sentences(text: str) -> list[Sentence]:
     """Sentences of an answer with the source numbers each cites; markers that open a sentence (written
     after the previous sentence's full stop) are credited to the previous sentence."""
     parts = [p.strip() for p in _SENTENCE_END.split(text) if p and p.strip()]
+    for i in range(len(parts) - 1, 0, -1):  # "4." of a numbered list opens the sentence after it
+        if _LIST_NUMBER.fullmatch(parts[i - 1]):
+            parts[i - 1 : i + 1] = [parts[i - 1] + " " + parts[i]]
     out: list[tuple[str, list[int]]] = []
     for part in parts:
         lead = _LEADING_MARKERS.match(part)
@@ -201,7 +210,8 @@ def split_sentences(text: str) -> list[Sentence]:
 def best_snippet(source_text: str, claim: str, width: int = 240) -> str:
     """The sentence of `source_text` sharing the most words with `claim` (ties: the earliest)."""
     wanted = set(words(claim))
-    candidates = [s.text for s in split_sentences(" ".join(source_text.split()))] or [source_text]
+    paragraphs = _PARAGRAPH.split(source_text)  # a heading or paragraph break ends a sentence too
+    candidates = [s.text for p in paragraphs for s in split_sentences(" ".join(p.split()))] or [source_text]
     best = max(candidates, key=lambda s: len(wanted & set(words(s))))
     return best if len(best) <= width else best[: width - 1].rstrip() + "…"
 

@@ -376,3 +376,15 @@ def test_an_uncited_sentence_is_attributed_to_the_source_that_supports_it_withou
     assert [(e.number, e.added) for e in checked.evidence] == [(THREE_RED, True)]
     written = check(f"The reset button on the boiler is red [{THREE_RED}].", THREE)
     assert [(e.number, e.added) for e in written.evidence] == [(THREE_RED, False)]
+
+
+def test_numbered_list_items_are_whole_sentences_and_a_bare_number_backs_nothing():
+    sources = THREE + _sources("Page 3.")  # the demo starred "[4] boiler-manual.pdf, page 3 — 'Page 3.'"
+    checked = check("1. The boiler reset button is red.\n2. The toilet is in the bathroom.\n3.", sources)
+    assert [s.text for s in checked.sentences] == [
+        "1. The boiler reset button is red.",
+        "2. The toilet is in the bathroom.",
+        "3.",
+    ]
+    assert [s.supported for s in checked.sentences] == [True, False, False]
+    assert [e.number for e in checked.evidence] == [THREE_RED]
