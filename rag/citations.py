@@ -28,7 +28,7 @@ _MARKER = re.compile(r"\s?\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? before a capital, digit, quote or bracket (not inside "Y. pestis" or "e.g. this"),
 # at . ! ? glued to a following [n], and after CJK full stops.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“'‘(\[]|[^\x00-\x7f])|(?<=[.!?])(?=\[\d)|(?<=[。！？；])")
-_PARAGRAPH = re.compile(r"\n\s*\n|\n(?=#)")
+_PARAGRAPH = re.compile(r"\n\s*\n|\n(?=#)|(?m:(?<=^#)[^\n]*\n)")
 _LIST_NUMBER = re.compile(r"\d{1,3}[.)]")
 _LIST_PREFIX = re.compile(r"^\s*\d{1,3}[.)]\s+")
 _LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
@@ -210,7 +210,7 @@ def split_sentences(text: str) -> list[Sentence]:
 def best_snippet(source_text: str, claim: str, width: int = 240) -> str:
     """The sentence of `source_text` sharing the most words with `claim` (ties: the earliest)."""
     wanted = set(words(claim))
-    paragraphs = _PARAGRAPH.split(source_text)  # a heading or paragraph break ends a sentence too
+    paragraphs = _PARAGRAPH.split(source_text)  # a heading line or paragraph break ends a sentence too
     candidates = [s.text for p in paragraphs for s in split_sentences(" ".join(p.split()))] or [source_text]
     best = max(candidates, key=lambda s: len(wanted & set(words(s))))
     return best if len(best) <= width else best[: width - 1].rstrip() + "…"

@@ -2,7 +2,8 @@
 
 A model's reply is shown as it arrives, except for text that may still turn out not to belong to the
 answer; that is held back until it is clear:
-- a reply with no words yet (only [n] markers or the sources' labels): it may be asked again;
+- a reply with no words yet (only [n] markers, numbers or the sources' labels): it may be asked again
+  (numbers alone are shown when the reply ends, unless they loop);
 - a reply that opens like a refusal ("I couldn't find that in your documents."): the refusal the user
   sees is the standard one in the question's language, and the model may be asked again;
 - a [n] marker not yet closed, and a marker naming no source, which is dropped (`invalid`);
@@ -74,7 +75,7 @@ class ReplyFilter:
         if cut is not None:
             self.text = self.text[: max(cut, len(self.shown))].rstrip()
             self.stopped = "repetition"
-            return self._show(len(self.text))
+            return "" if self.held_back else self._show(len(self.text))
         return self._show(self._safe_length())
 
     def close(self, release: bool = False) -> str:
@@ -90,15 +91,21 @@ class ReplyFilter:
             return ""
         if not set(words(self.text)) - self.labels:
             return "no words" if self.text.strip() else ""
+        if self.stopped and not self._has_words(self.text):  # "1. 1.1.1.1…": numbers looping
+            return "no words"
         return "refusal" if _opens_as_refusal(self.text) and is_refusal(self.text) else ""
 
     def _safe_length(self) -> int:
         text = self.text
         marker = _OPEN_MARKER.search(text)
         body = text[: marker.start()] if marker else text
-        if not set(words(body)) - self.labels or _may_open_as_refusal(body):
+        if not self._has_words(body) or _may_open_as_refusal(body):
             return 0
         return len(text[: min(len(body), _repeat_hold(text))].rstrip())  # never ends in whitespace
+
+    def _has_words(self, text: str) -> bool:
+        """Words other than numbers and the sources' labels (a reply of numbers is held until it ends)."""
+        return any(not w.isdigit() for w in set(words(text)) - self.labels)
 
     def _show(self, upto: int) -> str:
         if upto <= len(self.shown):

@@ -25,7 +25,7 @@ from rag.stream import ReplyFilter
 
 # the three loops of the newcomer's first hour, as SmolLM2 wrote them (shortened)
 LOOPS = [
-    ("1. 1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1", "1. 1."),
+    ("The list: 1. 1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1", "The list: 1. 1."),
     (
         "The excess on car insurance is 2026. " * 6 + "The excess",
         "The excess on car insurance is 2026.",
@@ -158,6 +158,27 @@ def test_with_general_answers_allowed_the_models_refusal_is_its_answer(tmp_path,
     index = index_folder(tmp_path, tar_docs, embedder, ScriptedGenerator(NOT_FOUND))
     shown, answer = _stream(index.stream_answer("如何列出 tar 文件的内容？", allow_general=True))
     assert shown == answer.text == NOT_FOUND
+
+
+class Replies(ScriptedGenerator):
+    """A stand-in that gives each call the next of its replies."""
+
+    def __init__(self, *replies: str) -> None:
+        super().__init__()
+        self.replies = list(replies)
+
+    def stream(self, messages, **options):
+        self.reply = self.replies[min(len(self.calls), len(self.replies) - 1)]
+        return super().stream(messages, **options)
+
+
+def test_a_reply_of_looping_numbers_is_never_shown_and_is_asked_again(tmp_path, tar_docs, embedder):
+    # SmolLM2's '1. 1.1.1.1.1…' for the Chinese tar question, 512 tokens long
+    llm = Replies("1. 1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1", "用 `tar tvf` 列出存档的内容 [1]。")
+    index = index_folder(tmp_path, tar_docs, embedder, llm)
+    shown, answer = _stream(index.stream_answer("如何列出 tar 文件的内容？"))
+    assert len(llm.calls) == 2
+    assert shown == answer.text == "用 `tar tvf` 列出存档的内容 [1]。" and answer.stopped_reason == "end"
 
 
 def test_a_marker_naming_no_source_is_never_streamed(tmp_path, newcomer, embedder):
