@@ -22,12 +22,15 @@ import rag
 from rag import cli_docs, config, history
 from rag.cli_common import (
     EmbedOpt,
+    IndexOpt,
     JsonOpt,
     KOpt,
     LlmOpt,
+    PathOpt,
     RerankModelOpt,
     TidyCommand,
     TidyGroup,
+    TypeOpt,
     err,
     guard,
     out,
@@ -46,7 +49,6 @@ app = typer.Typer(
     epilog='Start with: rag index ~/Documents, then rag ask "…". Check your set-up with rag doctor.',
 )
 
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env RAG_INDEX).", show_default=False)]
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", help="Model preset: default (Qwen3-4B) or small (Qwen3-1.7B).")
 ]
@@ -107,10 +109,6 @@ RerankOpt = Annotated[
     bool | None,
     typer.Option("--rerank/--no-rerank", help="Rescore top candidates with the reranker (default: on with a GPU)."),
 ]
-PathOpt = Annotated[
-    list[str] | None, typer.Option("--path", help="Only files matching this glob (repeatable): '*.pdf', 'reports/**'.")
-]
-TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (repeatable): pdf, md, docx…")]
 
 
 def _search_options(mode: str, rerank: bool | None, paths: list[str] | None, types: list[str] | None) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,6 +31,11 @@ RerankModelOpt = Annotated[
     str | None, typer.Option("--rerank-model", help="Reranker: hub id or folder (env RAG_RERANK_MODEL).")
 ]
 KOpt = Annotated[int | None, typer.Option("-k", "--top-k", help="How many chunks to retrieve (default: 5).", min=1)]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env RAG_INDEX).", show_default=False)]
+PathOpt = Annotated[
+    list[str] | None, typer.Option("--path", help="Only files matching this glob (repeatable): '*.pdf', 'reports/**'.")
+]
+TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (repeatable): pdf, md, docx…")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 

@@ -15,14 +15,9 @@ from rich.markup import escape
 
 import rag
 from rag import config, history
-from rag.cli_common import JsonOpt, TidyCommand, err, guard, out
+from rag.cli_common import IndexOpt, JsonOpt, PathOpt, TidyCommand, TypeOpt, err, guard, out
 
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env RAG_INDEX).", show_default=False)]
 CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="Only this collection (default: all).")]
-PathOpt = Annotated[
-    list[str] | None, typer.Option("--path", help="Only files matching this glob (repeatable): '*.pdf', 'reports/**'.")
-]
-TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (repeatable): pdf, md, docx…")]
 _PAGE = re.compile(r"^(?P<path>.+):(?P<page>\d+)$")
 
 

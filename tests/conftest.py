@@ -111,27 +111,31 @@ def docs(tmp_path) -> Path:
 
 def make_pdf(path: Path, pages: list[str]) -> Path:
     """Write a real PDF with one text line per page (pypdf can read it back page by page)."""
+    escaped = [text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for text in pages]
+    return pdf_from_content(path, [f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET" for text in escaped])
+
+
+def pdf_from_content(path: Path, contents: list[str], font: str = "Helvetica") -> Path:
+    """Write a real PDF with one page per content stream (PDF text operators using font /F1)."""
     from pypdf import PdfWriter
     from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
     writer = PdfWriter()
-    font = writer._add_object(
-        DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Font"),
-                NameObject("/Subtype"): NameObject("/Type1"),
-                NameObject("/BaseFont"): NameObject("/Helvetica"),
-            }
-        )
+    base = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject(f"/{font}"),
+        }
     )
-    for text in pages:
+    font_ref = writer._add_object(base)
+    for content in contents:
         page = writer.add_blank_page(width=612, height=792)
         stream = DecodedStreamObject()
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream.set_data(f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode())
+        stream.set_data(content.encode())
         page[NameObject("/Contents")] = writer._add_object(stream)
         page[NameObject("/Resources")] = DictionaryObject(
-            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font_ref})}
         )
     with path.open("wb") as f:
         writer.write(f)

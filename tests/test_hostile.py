@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HashEmbedder, assert_consistent, data_path
+from conftest import HashEmbedder, assert_consistent, data_path, pdf_from_content
 from pdfmaker import write_pdf
 
 from ingest import Store, index_paths
@@ -314,21 +314,7 @@ def test_shared_pdfs_index_without_ligatures_or_junk_characters(tmp_path, hash_e
 def _spaceless_pdf(path: Path, gap: float) -> Path:
     """A page whose words are separated only by gaps of `gap` points between glyphs placed one by one
     (Courier 12: 7.2 pt a glyph), as some generators write text: no space characters at all."""
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
-
     sentence = "Explain the importance of asking questions in class before the exam starts. "
-    writer = PdfWriter()
-    font = writer._add_object(
-        DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Font"),
-                NameObject("/Subtype"): NameObject("/Type1"),
-                NameObject("/BaseFont"): NameObject("/Courier"),
-            }
-        )
-    )
-    page = writer.add_blank_page(width=612, height=792)
     ops, y = [], 740
     for _ in range(8):
         x = 40.0
@@ -339,15 +325,7 @@ def _spaceless_pdf(path: Path, gap: float) -> Path:
             ops.append(f"1 0 0 1 {x:.2f} {y} Tm ({ch}) Tj")
             x += 7.2
         y -= 16
-    stream = DecodedStreamObject()
-    stream.set_data(("BT /F1 12 Tf " + " ".join(ops) + " ET").encode())
-    page[NameObject("/Contents")] = writer._add_object(stream)
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})}
-    )
-    with path.open("wb") as f:
-        writer.write(f)
-    return path
+    return pdf_from_content(path, ["BT /F1 12 Tf " + " ".join(ops) + " ET"], font="Courier")
 
 
 def test_a_page_whose_words_run_together_is_read_again_by_pdfium(tmp_path):
