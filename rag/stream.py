@@ -25,7 +25,8 @@ from rag.prompt import NOT_FOUND, NOT_FOUND_ZH, is_refusal
 
 MAX_UNIT_CHARS = 32  # a repeated unit this short is a loop once it fills MIN_LOOP_CHARS and 4 repetitions
 MIN_LOOP_CHARS = 16
-MIN_REPEATED_WORDS = 2  # a sentence of fewer words may recur ("Yes.", a code fence)
+MIN_REPEATED_WORDS = 2  # a sentence of fewer words may recur ("Yes.", a code fence) ...
+MAX_SHORT_REPEATS = 3  # ... up to 3 times: a 4th is a loop ("5. tar 6. tar 7. tar 8. tar …", SmolLM2)
 # How refusals open; a reply that starts like one is held until it is known to be an answer.
 REFUSAL_OPENERS = (
     NOT_FOUND.lower(),
@@ -122,15 +123,20 @@ def repetition_cut(text: str) -> int | None:
     if unit is not None:
         return unit
     seen: set[str] = set()
+    short: dict[str, int] = {}  # one-word sentences ("tar") recur legitimately, but not without end
     sentences = list(_sentences(text))
     for i, (start, sentence) in enumerate(sentences):
         key = _normal(sentence)
-        if not key:
+        if not key or _LIST_MARK.fullmatch(key):
             continue
-        if key in seen:
+        if key in seen or short.get(key, 0) >= MAX_SHORT_REPEATS:
             return _list_item_start(sentences, i)
-        if len(_WORDS.findall(key)) >= MIN_REPEATED_WORDS and _complete(sentence, start, text):
+        if not _complete(sentence, start, text):
+            continue
+        if len(_WORDS.findall(key)) >= MIN_REPEATED_WORDS:
             seen.add(key)
+        elif _WORDS.search(key):
+            short[key] = short.get(key, 0) + 1
     return None
 
 
@@ -166,7 +172,7 @@ def _repeat_hold(text: str) -> int:
     sentences = list(_sentences(text))
     if sentences:
         partial = _normal(sentences[-1][1])
-        if _LIST_MARK.fullmatch(partial):  # "4." may open a repeated item: hold it with the item
+        if _LIST_MARK.fullmatch(partial) or partial.isdigit():  # "4" / "4." may open a repeated item: hold it
             hold = min(hold, sentences[-1][0])
         elif partial and any(_normal(s).startswith(partial) for _, s in sentences[:-1]):
             hold = min(hold, _list_item_start(sentences, len(sentences) - 1))

@@ -34,6 +34,10 @@ LOOPS = [
         "Water the tomatoes every second evening [1]. Feed them on Sundays [1]. " * 3,
         "Water the tomatoes every second evening [1]. Feed them on Sundays [1].",
     ),
+    (  # a numbered list of one word, counting up: every item differs only by its number
+        "1. Tomatoes\n2. Shed\n" + "".join(f"{n}. tar\n" for n in range(3, 52)),
+        "1. Tomatoes\n2. Shed\n3. tar\n4. tar\n5. tar",
+    ),
 ]
 
 
