@@ -308,6 +308,9 @@ def _show_sources(answer: rag.Answer) -> None:
     if not t.generated_tokens:  # refused before (or without) generating: no speeds to report
         err.print(f"[dim]retrieval {t.retrieval_ms:.0f} ms · no answer generated[/dim]")
         return
+    if answer.refused:  # the model's reply was held back and replaced: no first token was shown
+        err.print(f"[dim]retrieval {t.retrieval_ms:.0f} ms · the model's reply: {t.generated_tokens} tokens[/dim]")
+        return
     err.print(
         f"[dim]retrieval {t.retrieval_ms:.0f} ms · first token {t.first_token_ms / 1000:.1f} s · "
         f"prompt {t.prompt_tokens} tokens{cached} · {t.generated_tokens} tokens at {t.tokens_per_s:.1f} tok/s[/dim]"

@@ -81,3 +81,13 @@ def test_a_refusal_prints_no_generation_speeds(capsys):
     printed = ANSI.sub("", capsys.readouterr().err)
     assert "retrieval 12 ms · no answer generated" in printed
     assert "first token" not in printed and "tok/s" not in printed
+
+
+def test_a_model_refusal_prints_no_first_token_time(capsys):
+    from rag.cli import _show_sources
+    from rag.types import Answer, Timings
+
+    timings = Timings(retrieval_ms=8.0, generated_tokens=10)  # generated, held back, replaced
+    _show_sources(Answer("q?", "I couldn't find that in your documents.", [], timings, refused=True))
+    printed = ANSI.sub("", capsys.readouterr().err)
+    assert "the model's reply: 10 tokens" in printed and "first token" not in printed
