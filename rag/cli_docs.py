@@ -131,7 +131,7 @@ def show_config(
             s.rerank_model or "mlx-community/Qwen3-Reranker-0.6B-4bit (with a GPU)",
             origin["rerank_model"],
         ),
-        "k": (str(s.k), "env RAG_K" if os.environ.get("RAG_K") else "config or default"),
+        "k": (str(s.k), origin["k"]),
         "pdf_password": ("set" if s.pdf_password else "none", ""),
         "api_key": ("set" if s.api_key else "none", ""),
         "log": ("on" if s.log else "off", f"questions go to {history.log_path(s.home)}" if s.log else ""),

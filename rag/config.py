@@ -76,10 +76,7 @@ def resolve(
     file = _read_config(home / "config.toml")
 
     def pick(flag, env_name: str, key: str, default=None):
-        for value in (flag, env.get(env_name), file.get(key)):
-            if value not in (None, ""):
-                return value
-        return default
+        return _pick(flag, env_name, key, env, file, default)[0]
 
     preset_name = pick(preset, "RAG_PRESET", "preset", "default")
     if preset_name not in PRESETS:
@@ -106,6 +103,7 @@ def origins(
     index: str | Path | None = None,
     llm: str | None = None,
     embed_model: str | None = None,
+    k: int | None = None,
     preset: str | None = None,
     rerank_model: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -115,20 +113,20 @@ def origins(
     env = os.environ if env is None else env
     file = _read_config(default_home(env) / "config.toml")
     layers = {"index": (index, "RAG_INDEX"), "llm": (llm, "RAG_LLM"), "embed_model": (embed_model, "RAG_EMBED_MODEL")}
-    layers |= {"rerank_model": (rerank_model, "RAG_RERANK_MODEL")}
-    found = {}
-    for key, (flag, env_name) in layers.items():
-        if flag not in (None, ""):
-            found[key] = "flag"
-        elif env.get(env_name):
-            found[key] = f"env {env_name}"
-        elif file.get(key) not in (None, ""):
-            found[key] = "config file"
-        else:
-            found[key] = "default"
+    layers |= {"rerank_model": (rerank_model, "RAG_RERANK_MODEL"), "k": (k, "RAG_K")}
+    found = {key: _pick(flag, env_name, key, env, file)[1] for key, (flag, env_name) in layers.items()}
     if found["llm"] == "default" and (preset or env.get("RAG_PRESET") or file.get("preset")):
         found["llm"] = "preset"
     return found
+
+
+def _pick(flag, env_name: str, key: str, env: Mapping[str, str], file: dict, default=None) -> tuple:
+    """(value, origin) of one setting: the first set of flag > env > config file, else the default.
+    The one place the precedence lives: `resolve` takes the value, `origins` the origin."""
+    for value, origin in ((flag, "flag"), (env.get(env_name), f"env {env_name}"), (file.get(key), "config file")):
+        if value not in (None, ""):
+            return value, origin
+    return default, "default"
 
 
 def _read_config(path: Path) -> dict:
