@@ -70,15 +70,8 @@ def rm(
 ) -> None:
     """Take documents out of the index (your files are not touched; re-indexing their folder adds them back)."""
     idx = _index(index)
-    keys = {str(Path(p).expanduser().resolve()) for p in paths} | set(paths)
-    matching = [
-        d["path"]
-        for d in idx.documents(collection=collection)
-        if d["path"] in keys or any(d["path"].startswith(k.rstrip("/") + "/") for k in keys)
-    ]
-    if not matching:
-        raise rag.NotInIndex(f"nothing indexed at {', '.join(paths)}", "see `rag docs` for what is indexed")
-    if not yes and not typer.confirm(f"Remove {len(set(matching))} document(s) from the index?", err=True):
+    matching = {d["path"] for d in idx.documents_at(*paths, collection=collection)}
+    if not yes and not typer.confirm(f"Remove {len(matching)} document(s) from the index?", err=True):
         raise typer.Exit(1)
     removed = idx.remove(*paths, collection=collection)
     for p in removed:

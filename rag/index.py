@@ -259,13 +259,11 @@ class Index:
         where = Filter(collection, tuple(path_globs), tuple(file_types))
         return self._open().document_list(where)
 
-    def remove(self, *paths: str | os.PathLike[str], collection: str | None = None) -> list[str]:
-        """Take documents out of the index (your files are not touched): each path is a document, or a
-        folder whose documents all go. Returns the documents removed; raises NotInIndex if a path matches
-        none. A removed file that is still in an indexed folder comes back with the next `add` of it."""
-        store = self._open()
-        stored = store.document_list(Filter(collection))
-        chosen: dict[str, set[str]] = {}
+    def documents_at(self, *paths: str | os.PathLike[str], collection: str | None = None) -> list[dict]:
+        """The indexed documents (as `documents` lists them) at these paths: each path is a document, or
+        a folder holding documents. Raises NotInIndex if a path matches none."""
+        stored = self._open().document_list(Filter(collection))
+        found: dict[tuple[str, str], dict] = {}
         for given in paths:
             keys = {str(given), str(Path(given).expanduser().resolve())}
             hits = [
@@ -273,14 +271,24 @@ class Index:
             ]
             if not hits:
                 raise NotInIndex(f"nothing indexed at '{given}'", "see `rag docs` for what is indexed")
-            for d in hits:
-                chosen.setdefault(d["collection"], set()).add(d["path"])
+            found.update({(d["collection"], d["path"]): d for d in hits})
+        return list(found.values())
+
+    def remove(self, *paths: str | os.PathLike[str], collection: str | None = None) -> list[str]:
+        """Take documents out of the index (your files are not touched): each path is a document, or a
+        folder whose documents all go. Returns the documents removed; raises NotInIndex if a path matches
+        none. A removed file that is still in an indexed folder comes back with the next `add` of it."""
+        chosen: dict[str, set[str]] = {}
+        for d in self.documents_at(*paths, collection=collection):
+            chosen.setdefault(d["collection"], set()).add(d["path"])
+        store = self._open()
         with store.write_lock():
             for name, doomed in chosen.items():
                 store.replace_documents(name, sorted(doomed), [], np.zeros((0, store.dim), dtype=np.float32))
-                failures = {p: f for p, f in store.failures(name).items() if p not in doomed}
-                if failures != store.failures(name):
-                    store.set_failures(name, failures)
+                failures = store.failures(name)
+                kept = {p: f for p, f in failures.items() if p not in doomed}
+                if kept != failures:
+                    store.set_failures(name, kept)
         return sorted({p for doomed in chosen.values() for p in doomed})
 
     def collections(self) -> dict[str, tuple[int, int]]:
