@@ -156,6 +156,8 @@ class _Run:
         self.stored: dict[str, DocInfo] = store.documents(collection)
         self.failed_before = store.failures(collection)
         self.failures = {p: f for p, f in self.failed_before.items() if not self._under_roots(p)}
+        self.skipped_before = store.skipped(collection)
+        self.skipped = {p: r for p, r in self.skipped_before.items() if not self._under_roots(p)}
         self.gone: dict[str, DocInfo] = {}
         self.pending: list[_Pending] = []  # documents to write in the next commit
         self.on_phase: Callable[[str], None] = lambda phase: None  # told "embedding", "writing", ...
@@ -189,6 +191,7 @@ class _Run:
                 self._fail(key, str(exc), stat)
             else:
                 self.report.skipped.append((_printable(key), str(exc)))
+                self.skipped[_printable(key)] = str(exc)
         except Exception as exc:  # noqa: BLE001 - containment: one file never aborts the run
             self._fail(key, _reason(exc), stat)
         if self.pending_chunks >= self.batch_chunks:
@@ -352,6 +355,9 @@ class _Run:
             self.store.sync_vector_index()  # ANN index once the table is large enough
         if self.failures != self.failed_before:
             self.store.set_failures(self.collection, self.failures)
+        if self.skipped != self.skipped_before:
+            self.store.set_skipped(self.collection, self.skipped)
+        self.store.refresh_catalog()  # after the last commit, so status and docs read it without LanceDB
         self.report.seconds = time.perf_counter() - self.started
         return self.report
 

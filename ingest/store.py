@@ -4,6 +4,9 @@ Layout of an index folder:
     index.json      schema version, embedder (id, fingerprint, dim), chunking settings
     chunks.lance/   one row per chunk: collection, document path/hash/size/mtime, position, text, vector
     failures.json   files that could not be indexed, per collection, with the reason (for `rag status`)
+    skipped.json    files of types rag doesn't read, met in indexed folders, per collection
+    catalog.json    the document list as of the table's latest version (ingest/catalog.py), so that
+                    `rag status` and `rag docs` don't need LanceDB; derived, rebuilt when stale
     write.lock      held by the one index run writing at a time (`write_lock`)
 
 Every change to a set of documents is ONE LanceDB commit (`merge_insert` that inserts the new chunks and
@@ -31,12 +34,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ingest import catalog
 from ingest.errors import CorruptIndex, EmbedderMismatch, IndexNotFound, RagError, TextIndexMissing
 
 SCHEMA_VERSION = 2
 TABLE = "chunks"
 META_FILE = "index.json"
 FAILURES_FILE = "failures.json"
+SKIPPED_FILE = "skipped.json"
 LOCK_FILE = "write.lock"
 DEFAULT_COLLECTION = "default"
 
@@ -106,17 +111,24 @@ class Store:
     """An index folder. Use `Store.open` for an existing one, `Store.open_or_create` to write."""
 
     def __init__(self, root: Path, meta: dict[str, Any]) -> None:
-        import lancedb
-
         self.root = root
         self.meta = meta
         self.dim = int(meta["embedder"]["dim"])
-        # Consistency interval 0: every read sees the latest commit, also one made by another process.
-        self._db = lancedb.connect(str(root), read_consistency_interval=timedelta(0))
-        if TABLE in self._db.list_tables().tables:
-            self._table = self._db.open_table(TABLE)
-        else:
-            self._table = self._db.create_table(TABLE, schema=chunk_schema(self.dim), exist_ok=True)
+        self._table_dir = root / f"{TABLE}.lance"
+        self._lance_table = None  # LanceDB is opened on first use: the catalog answers without it
+
+    @property
+    def _table(self):
+        if self._lance_table is None:
+            import lancedb
+
+            # Consistency interval 0: every read sees the latest commit, also one made by another process.
+            db = lancedb.connect(str(self.root), read_consistency_interval=timedelta(0))
+            if TABLE in db.list_tables().tables:
+                self._lance_table = db.open_table(TABLE)
+            else:
+                self._lance_table = db.create_table(TABLE, schema=chunk_schema(self.dim), exist_ok=True)
+        return self._lance_table
 
     @classmethod
     def open(cls, root: Path) -> Store:
@@ -168,27 +180,36 @@ class Store:
         return self.summary()[2]
 
     def summary(self) -> tuple[int, int, dict[str, tuple[int, int]]]:
-        """(documents, chunks, collection -> (documents, chunks)), all read from ONE table version, so
-        the numbers agree with each other even while another process writes. A document indexed in two
+        """(documents, chunks, collection -> (documents, chunks)), all from ONE table version, so the
+        numbers agree with each other even while another process writes. A document indexed in two
         collections counts once in the total."""
-        table = self._scan(["collection", "path", "chunk_index"])
-        stats: dict[str, list[int]] = {}
-        paths = set()
-        for name, path, index in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
-            entry = stats.setdefault(name, [0, 0])
-            entry[0] += index == 0
-            entry[1] += 1
-            paths.add(path)
-        per = {name: (docs, chunks) for name, (docs, chunks) in sorted(stats.items())}
-        return len(paths), table.num_rows, per
+        docs = self._all_documents()
+        per: dict[str, tuple[int, int]] = {}
+        for d in docs:
+            n, chunks = per.get(d["collection"], (0, 0))
+            per[d["collection"]] = (n + 1, chunks + d["chunks"])
+        return len({d["path"] for d in docs}), sum(d["chunks"] for d in docs), dict(sorted(per.items()))
 
     def document_list(self, where: Filter | None = None) -> list[dict[str, Any]]:
         """One entry per (collection, document) matching `where`: collection, path, chunks, pages (the
         highest page number, None without pages), size and mtime_ns as indexed. Sorted by path."""
+        docs = self._all_documents()
+        return [d for d in docs if where.matches(d["collection"], d["path"])] if where else docs
+
+    def refresh_catalog(self) -> None:
+        """Bring catalog.json up to date with the table (writers call it after their last commit)."""
+        self._all_documents()
+
+    def _all_documents(self) -> list[dict[str, Any]]:
+        """Every document, from the catalog when it describes the latest table version, else from one
+        scan of the table (which then becomes the catalog)."""
+        cached = catalog.load(self.root, self._table_dir)
+        if cached is not None:
+            return cached
+        before = catalog.stamp(self._table_dir)
         columns = ["collection", "path", "chunk_index", "page", "doc_size", "doc_mtime_ns"]
-        table = self._scan(columns, where.sql() if where else None)
         docs: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in table.to_pylist():
+        for r in self._scan(columns).to_pylist():
             entry = docs.setdefault(
                 (r["collection"], r["path"]),
                 {"collection": r["collection"], "path": r["path"], "chunks": 0, "pages": None},
@@ -197,7 +218,9 @@ class Store:
             entry |= {"size": r["doc_size"], "mtime_ns": r["doc_mtime_ns"]}
             if r["page"] is not None:
                 entry["pages"] = max(entry["pages"] or 0, r["page"])
-        return sorted(docs.values(), key=lambda d: (d["path"], d["collection"]))
+        found = sorted(docs.values(), key=lambda d: (d["path"], d["collection"]))
+        catalog.save(self.root, self._table_dir, found, before)
+        return found
 
     def count_chunks(self, collection: str | None = None) -> int:
         return self._table.count_rows(_collection_filter(collection))
@@ -327,6 +350,13 @@ class Store:
             return dict(data.get(collection, {}))
         return {path: info for per in data.values() for path, info in per.items()}
 
+    def skipped(self, collection: str | None = None) -> dict[str, str]:
+        """Files met in indexed folders whose type rag doesn't read: path -> reason (all collections if None)."""
+        data = _read_json(self.root / SKIPPED_FILE)
+        if collection is not None:
+            return dict(data.get(collection, {}))
+        return {path: reason for per in data.values() for path, reason in per.items()}
+
     def _scan(self, columns: list[str], where: str | None = None) -> pa.Table:
         query = self._table.search().select(columns)
         if where:
@@ -383,12 +413,19 @@ class Store:
         removed = self.count_chunks(collection)
         self._table.delete(_collection_filter(collection))
         self.set_failures(collection, {})
+        self.set_skipped(collection, {})
+        self.refresh_catalog()
         return removed
 
     def set_failures(self, collection: str, failures: dict[str, dict[str, Any]]) -> None:
         data = _read_json(self.root / FAILURES_FILE)
         data[collection] = failures
         _write_json(self.root / FAILURES_FILE, {k: v for k, v in data.items() if v})
+
+    def set_skipped(self, collection: str, skipped: dict[str, str]) -> None:
+        data = _read_json(self.root / SKIPPED_FILE)
+        data[collection] = skipped
+        _write_json(self.root / SKIPPED_FILE, {k: v for k, v in data.items() if v})
 
 
 @dataclass(frozen=True)
@@ -403,6 +440,14 @@ class Filter:
         globs = " OR ".join(f"regexp_like(path, {_quote(_glob_to_regex(g))})" for g in self.path_globs)
         types = " OR ".join(f"path LIKE {_quote('%.' + t.lstrip('.'))}" for t in self.file_types)
         return _and(_collection_filter(self.collection), globs or None, types or None)
+
+    def matches(self, collection: str, path: str) -> bool:
+        """Whether a document passes this filter (what `sql` selects, decided in Python)."""
+        if self.collection is not None and collection != self.collection:
+            return False
+        if self.path_globs and not any(re.fullmatch(_glob_to_regex(g), path) for g in self.path_globs):
+            return False
+        return not self.file_types or any(path.endswith("." + t.lstrip(".")) for t in self.file_types)
 
 
 _TRIM = "\"'()[]{}<>,;:!?“”‘’「」（），。：；！？"

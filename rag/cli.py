@@ -39,7 +39,7 @@ from rag.cli_common import (
 from rag.cli_eval import eval_app
 from rag.generate import DEFAULT_MAX_TOKENS
 from rag.index import DEFAULT_CONTEXT_TOKENS
-from rag.progress import print_report, progress_reporter
+from rag.progress import MAX_SKIPPED_SHOWN, print_report, progress_reporter
 
 app = typer.Typer(
     cls=TidyGroup,
@@ -506,11 +506,21 @@ def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
         for name, (docs, chunks) in st.collections.items():
             out.print(f"collection {name}: {docs} documents, {chunks} chunks", markup=False)
         if st.failures:
-            out.print(f"failed     {len(st.failures)} files:")
+            out.print(f"failed     {_files(len(st.failures))}:")
             for path, info in sorted(st.failures.items()):
                 out.print(f"  {path}: {info['reason']}", markup=False)
+        if st.skipped:
+            out.print(f"skipped    {_files(len(st.skipped))} of types rag doesn't read:")
+            for path, reason in sorted(st.skipped.items())[:MAX_SKIPPED_SHOWN]:
+                out.print(f"  {path}: {reason}", markup=False)
+            if len(st.skipped) > MAX_SKIPPED_SHOWN:
+                out.print(f"  … and {len(st.skipped) - MAX_SKIPPED_SHOWN} more (--json lists them all)")
     out.print(f"llm        {s.llm}", markup=False)
     out.print(f"blas       {st.blas}", markup=False)
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 @_command

@@ -289,6 +289,7 @@ class Index:
                 kept = {p: f for p, f in failures.items() if p not in doomed}
                 if kept != failures:
                     store.set_failures(name, kept)
+            store.refresh_catalog()
         return sorted({p for doomed in chosen.values() for p in doomed})
 
     def collections(self) -> dict[str, tuple[int, int]]:
@@ -481,6 +482,7 @@ class Index:
             chunks=chunks,
             collections=collections,
             failures=store.failures(),
+            skipped=store.skipped(),
             embedder=meta["embedder"]["id"],
             dim=meta["embedder"]["dim"],
             chunking=meta.get("chunking", {}),

@@ -169,3 +169,4 @@ class IndexStatus:
     blas: str = ""
     collections: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (documents, chunks)
     failures: dict[str, dict] = field(default_factory=dict)  # path -> {reason, size, mtime_ns}
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> reason (a type rag doesn't read)
