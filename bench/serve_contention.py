@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between search starts")
     parser.add_argument("--max-tokens", type=int, default=400)
     args = parser.parse_args()
-    from rag.server import create_app
+    from rag.serve.http import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp))

@@ -18,7 +18,9 @@ _blas.preload()
 from ingest.chunking import ChunkConfig  # noqa: E402
 from ingest.embed import Embedder, MLXEmbedder  # noqa: E402
 from ingest.pipeline import IndexReport, Progress  # noqa: E402
-from rag.chat import Conversation, Turn  # noqa: E402
+from rag.chat import Conversation, Turn, standalone_question  # noqa: E402
+from rag.defaults import *  # noqa: E402, F403 - every default, listed in rag.defaults.__all__
+from rag.doctor import SetupCheck, check_setup  # noqa: E402
 from rag.errors import (  # noqa: E402
     CorruptIndex,
     EmbedderMismatch,
@@ -49,7 +51,13 @@ from rag.types import (  # noqa: E402
 
 __version__ = "0.1.0"
 
+from rag import defaults as _defaults  # noqa: E402
+
 __all__ = [
+    *_defaults.__all__,
+    "SetupCheck",
+    "check_setup",
+    "standalone_question",
     "Answer",
     "ChunkConfig",
     "Conversation",

@@ -12,9 +12,10 @@
                  indexes present, files that failed to index
     disk         free space where the model cache lives
 
-`run_checks` yields `Check`s as they finish (loading models takes a while); the CLI prints them.
+`check_setup` yields `SetupCheck`s as they finish (loading models takes a while); the CLI prints them.
 A check with `ok=False` is a failure (exit code 1); `ok=None` is information only.
-This module reads no settings itself: rag/cli.py passes resolved Settings and their origins.
+This module reads no settings itself: the caller (the CLI) passes the resolved index and models and
+where each setting came from.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ingest import _blas
 from ingest.errors import RagError
 from ingest.models import read_config
 from ingest.store import META_FILE, SCHEMA_VERSION, VECTOR_INDEX_MIN_ROWS, Store
-from rag.config import DEFAULT_EMBED_MODEL, Settings
+from rag.defaults import DEFAULT_EMBED_MODEL, DEFAULT_RERANK_MODEL
 
 BENCH_SECONDS = 2.0
 # The default models take ~3.3 GB (Qwen3-4B-4bit 2.3, Qwen3-Embedding-0.6B-8bit 0.65, the reranker 0.35).
@@ -42,16 +43,45 @@ MIN_FREE_GB = 4.0
 
 
 @dataclass(frozen=True)
-class Check:
+class _Setup:
+    index: Path
+    llm: str
+    embed_model: str | None
+    rerank_model: str | None
+
+
+@dataclass(frozen=True)
+class SetupCheck:
+    """One line of `rag doctor`."""
+
     name: str
     ok: bool | None  # True passed, False failed, None information only
     detail: str
     hint: str = ""
 
 
-def run_checks(settings: Settings, origins: dict[str, str], *, rerank: bool | None = None) -> Iterator[Check]:
-    """Every check, in order. `rerank`: check the reranker too (None: only where reranking is on by
-    default, i.e. MLX has a GPU, or one is configured)."""
+def check_setup(
+    *,
+    index: Path,
+    llm: str,
+    embed_model: str | None = None,
+    rerank_model: str | None = None,
+    origins: dict[str, str] | None = None,
+    rerank: bool | None = None,
+) -> Iterator[SetupCheck]:
+    """Every check, in order, each yielded as it finishes.
+
+    Args:
+        index: the index folder to check.
+        llm, embed_model, rerank_model: model specs (hub id or folder). embed_model None: the index's own,
+            else DEFAULT_EMBED_MODEL; rerank_model None: DEFAULT_RERANK_MODEL.
+        origins: where each setting came from ("flag", "env RAG_LLM", ...), shown next to each model;
+            keys index, llm, embed_model, rerank_model. Default: all "given".
+        rerank: check the reranker too (None: only where reranking is on by default, i.e. MLX has a GPU,
+            or a reranker is named).
+    """
+    origins = {"index": "given", "llm": "given", "embed_model": "given", "rerank_model": "given"} | (origins or {})
+    settings = _Setup(Path(index), llm, embed_model, rerank_model)
     yield _platform()
     yield _mlx()
     if sys.platform.startswith("linux"):
@@ -61,8 +91,6 @@ def run_checks(settings: Settings, origins: dict[str, str], *, rerank: bool | No
     yield _model("embedder", embed_spec, embed_origin, _load_embedder, models)
     yield _model("chat model", settings.llm, origins["llm"], _load_generator, models)
     if rerank or (rerank is None and (settings.rerank_model or _gpu_backend())):
-        from rag.rerank import DEFAULT_RERANK_MODEL
-
         spec = settings.rerank_model or DEFAULT_RERANK_MODEL
         yield _model("reranker", spec, origins["rerank_model"], _load_reranker, models)
     yield from _speed(models)
@@ -75,8 +103,8 @@ def run_checks(settings: Settings, origins: dict[str, str], *, rerank: bool | No
 # -- the machine ----------------------------------------------------------------------------------------
 
 
-def _platform() -> Check:
-    return Check("platform", None, f"{platform.system()} {platform.machine()}, Python {platform.python_version()}")
+def _platform() -> SetupCheck:
+    return SetupCheck("platform", None, f"{platform.system()} {platform.machine()}, Python {platform.python_version()}")
 
 
 def _gpu_backend() -> str:
@@ -90,24 +118,24 @@ def _gpu_backend() -> str:
     return ""
 
 
-def _mlx() -> Check:
+def _mlx() -> SetupCheck:
     try:
         import mlx.core as mx
     except Exception as exc:  # noqa: BLE001 - a broken install: say what it is
         hint = "on Linux install mlx[cpu] (plain `mlx` has no runtime there); on a Mac, `pip install mlx`"
-        return Check("mlx", False, f"cannot import mlx: {exc}", hint)
+        return SetupCheck("mlx", False, f"cannot import mlx: {exc}", hint)
     backend = _gpu_backend()
     detail = f"{mx.__version__}, {backend or 'CPU'} backend"
     if backend:
-        return Check("mlx", True, detail)
-    return Check("mlx", True, detail + "; no GPU: answers are slower, and reranking is off by default")
+        return SetupCheck("mlx", True, detail)
+    return SetupCheck("mlx", True, detail + "; no GPU: answers are slower, and reranking is off by default")
 
 
-def _blas_check() -> Check:
+def _blas_check() -> SetupCheck:
     state = _blas.status()
     if _blas.loaded():
-        return Check("blas", True, state)
-    return Check(
+        return SetupCheck("blas", True, state)
+    return SetupCheck(
         "blas", False, state, "`pip install mkl` and import rag before mlx (float32 on the CPU is ~15x faster)"
     )
 
@@ -115,7 +143,7 @@ def _blas_check() -> Check:
 # -- models ---------------------------------------------------------------------------------------------
 
 
-def _embed_spec(settings: Settings, origins: dict[str, str]) -> tuple[str, str]:
+def _embed_spec(settings: _Setup, origins: dict[str, str]) -> tuple[str, str]:
     if settings.embed_model:
         return settings.embed_model, origins["embed_model"]
     meta_path = settings.index / META_FILE
@@ -127,20 +155,20 @@ def _embed_spec(settings: Settings, origins: dict[str, str]) -> tuple[str, str]:
     return DEFAULT_EMBED_MODEL, "default"
 
 
-def _model(name: str, spec: str, origin: str, load: Callable[[str], Any], models: dict[str, Any]) -> Check:
+def _model(name: str, spec: str, origin: str, load: Callable[[str], Any], models: dict[str, Any]) -> SetupCheck:
     where = _where(spec)
     if where.startswith("missing"):
-        return Check(name, False, f"{spec} ({origin}): {where}", _offline_hint(name, spec))
+        return SetupCheck(name, False, f"{spec} ({origin}): {where}", _offline_hint(name, spec))
     started = time.perf_counter()
     try:
         obj, folder, model = load(spec)
     except RagError as exc:
-        return Check(name, False, f"{spec} ({origin}): {exc.message}", exc.hint)
+        return SetupCheck(name, False, f"{spec} ({origin}): {exc.message}", exc.hint)
     except Exception as exc:  # noqa: BLE001 - doctor reports, never crashes
-        return Check(name, False, f"{spec} ({origin}): {type(exc).__name__}: {exc}"[:300])
+        return SetupCheck(name, False, f"{spec} ({origin}): {type(exc).__name__}: {exc}"[:300])
     models[name] = obj
     seconds = time.perf_counter() - started
-    return Check(name, True, f"{spec} ({origin}, {where}); loads in {seconds:.1f}s; {_weights(folder, model)}")
+    return SetupCheck(name, True, f"{spec} ({origin}, {where}); loads in {seconds:.1f}s; {_weights(folder, model)}")
 
 
 def _where(spec: str) -> str:
@@ -221,7 +249,7 @@ _BENCH_TEXT = (
 )
 
 
-def _speed(models: dict[str, Any]) -> Iterator[Check]:
+def _speed(models: dict[str, Any]) -> Iterator[SetupCheck]:
     embedder = models.get("embedder")
     if embedder is not None:
         texts = [f"{n}. {_BENCH_TEXT * 3}" for n in range(16)]
@@ -230,7 +258,7 @@ def _speed(models: dict[str, Any]) -> Iterator[Check]:
             embedder.embed(texts)
             done += len(texts)
         rate = done / (time.perf_counter() - started)
-        yield Check("embed speed", None, f"{rate:.1f} chunks/s (~100-token chunks, {BENCH_SECONDS:.0f}s)")
+        yield SetupCheck("embed speed", None, f"{rate:.1f} chunks/s (~100-token chunks, {BENCH_SECONDS:.0f}s)")
     generator = models.get("chat model")
     if generator is not None:
         messages = [
@@ -246,7 +274,7 @@ def _speed(models: dict[str, Any]) -> Iterator[Check]:
             if time.perf_counter() - first > BENCH_SECONDS and piece.generated_tokens >= 2:
                 break
         if last is not None:
-            yield Check(
+            yield SetupCheck(
                 "llm speed",
                 None,
                 f"prefill {last.prompt_tps:.0f} tokens/s ({last.prompt_tokens}-token prompt), "
@@ -257,26 +285,26 @@ def _speed(models: dict[str, Any]) -> Iterator[Check]:
 # -- the index --------------------------------------------------------------------------------------------
 
 
-def _index(path: Path, embedder) -> Iterator[Check]:
+def _index(path: Path, embedder) -> Iterator[SetupCheck]:
     if not (path / META_FILE).is_file():
-        yield Check("index", None, f"none yet at {path}", "run `rag index FOLDER` to create it")
+        yield SetupCheck("index", None, f"none yet at {path}", "run `rag index FOLDER` to create it")
         return
     try:
         store = Store.open(path)
     except RagError as exc:
-        yield Check("index", False, f"{path}: {exc.message}", exc.hint)
+        yield SetupCheck("index", False, f"{path}: {exc.message}", exc.hint)
         return
     documents, chunks, _ = store.summary()
-    yield Check("index", True, f"{path}: schema {SCHEMA_VERSION}, {documents} documents, {chunks} chunks")
+    yield SetupCheck("index", True, f"{path}: schema {SCHEMA_VERSION}, {documents} documents, {chunks} chunks")
     have = store.meta["embedder"]
     if embedder is not None:
         same = have.get("fingerprint") == getattr(embedder, "fingerprint", None)
         detail = f"built with {have.get('id')} (dim {have.get('dim')})"
         hint = "use the index's own --embed-model, or index into a new --index" if not same else ""
-        yield Check("provenance", same, detail + ("" if same else f", not the configured {embedder.id}"), hint)
+        yield SetupCheck("provenance", same, detail + ("" if same else f", not the configured {embedder.id}"), hint)
     if chunks:
         text = store.has_text_index()
-        yield Check(
+        yield SetupCheck(
             "text index",
             text,
             "full-text index present" if text else "missing",
@@ -284,14 +312,16 @@ def _index(path: Path, embedder) -> Iterator[Check]:
         )
         vector = store._vector_index_name() is not None
         if chunks >= VECTOR_INDEX_MIN_ROWS:
-            yield Check("vector index", vector, "ANN index present" if vector else "missing", "run `rag index` again")
+            yield SetupCheck(
+                "vector index", vector, "ANN index present" if vector else "missing", "run `rag index` again"
+            )
         else:
-            yield Check(
+            yield SetupCheck(
                 "vector index", None, f"exact search (an ANN index is built from {VECTOR_INDEX_MIN_ROWS:,} chunks)"
             )
     failures = store.failures()
     if failures:
-        yield Check(
+        yield SetupCheck(
             "failed files", None, f"{len(failures)} files could not be indexed", "`rag status` lists them with reasons"
         )
 
@@ -299,7 +329,7 @@ def _index(path: Path, embedder) -> Iterator[Check]:
 # -- disk -----------------------------------------------------------------------------------------------
 
 
-def _disk(hub_specs: list[str]) -> Check:
+def _disk(hub_specs: list[str]) -> SetupCheck:
     from huggingface_hub import constants
 
     where = Path(constants.HF_HUB_CACHE)
@@ -310,5 +340,5 @@ def _disk(hub_specs: list[str]) -> Check:
     detail = f"{free_gb:.1f} GB free for the model cache ({where})"
     uncached = [s for s in hub_specs if not _where(s).startswith("in the")]
     if uncached and free_gb < MIN_FREE_GB:
-        return Check("disk", False, detail, f"the default models need ~3.3 GB: free at least {MIN_FREE_GB:.0f} GB")
-    return Check("disk", True, detail)
+        return SetupCheck("disk", False, detail, f"the default models need ~3.3 GB: free at least {MIN_FREE_GB:.0f} GB")
+    return SetupCheck("disk", True, detail)

@@ -24,10 +24,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from ingest import _blas
 from ingest.models import cast_for_cpu, check_tokenizer, load_failure, resolve_model
+from rag.defaults import DEFAULT_MAX_TOKENS
 
 _blas.preload()
 
-DEFAULT_MAX_TOKENS = 256  # a grounded answer is a few sentences; 512 let looping replies run for minutes
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 

@@ -28,9 +28,16 @@ from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_col
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
 from rag.chat import Conversation
 from rag.citations import check, words
-from rag.config import DEFAULT_EMBED_MODEL, PRESETS
 from rag.context import assemble, fit_budget, merge_adjacent, named_document
-from rag.generate import DEFAULT_MAX_TOKENS, Generator, MLXGenerator, elapsed_ms
+from rag.defaults import (
+    DEFAULT_CONTEXT_TOKENS,
+    DEFAULT_EMBED_MODEL,
+    DEFAULT_K,
+    DEFAULT_LLM,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODE,
+)
+from rag.generate import Generator, MLXGenerator, elapsed_ms
 from rag.prompt import build_messages, is_refusal, not_found_text
 from rag.refusal import Gate, gate_for
 from rag.retrieve import retrieve
@@ -48,8 +55,6 @@ from rag.types import (
     TokenEvent,
 )
 
-DEFAULT_K = 5
-DEFAULT_CONTEXT_TOKENS = 8192  # prompt budget cap: prefill on a CPU runs at ~50-150 tokens/s
 PROMPT_OVERHEAD_TOKENS = 64  # chat-template tokens around the messages
 
 
@@ -81,7 +86,7 @@ class Index:
         self._rerank_spec = reranker
         self._reranker = None if isinstance(reranker, str | bool) or reranker is None else reranker
         self._embed_spec = embed_model
-        self._llm_spec = llm if llm is not None else PRESETS["default"]
+        self._llm_spec = llm if llm is not None else DEFAULT_LLM
         self._embedder: Embedder | None = embed_model if isinstance(embed_model, Embedder) else None
         self._generator: Generator | None = llm if isinstance(llm, Generator) else None
         self._store: Store | None = None
@@ -177,7 +182,7 @@ class Index:
         k: int = DEFAULT_K,
         collection: str | None = None,
         *,
-        mode: str = "hybrid",
+        mode: str = DEFAULT_MODE,
         rerank: bool | None = None,
         path_globs: Sequence[str] = (),
         file_types: Sequence[str] = (),
@@ -208,7 +213,8 @@ class Index:
     def reranker(self):
         """The reranker (loaded on first use), or None if reranking is off for this index."""
         if self._reranker is None and self._rerank_spec is not False:
-            from rag.rerank import DEFAULT_RERANK_MODEL, MLXReranker
+            from rag.defaults import DEFAULT_RERANK_MODEL
+            from rag.rerank import MLXReranker
 
             spec = self._rerank_spec if isinstance(self._rerank_spec, str) else DEFAULT_RERANK_MODEL
             self._reranker = MLXReranker(spec)

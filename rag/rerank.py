@@ -41,13 +41,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from ingest import _blas
 from ingest.errors import ModelLoadError
+from rag.defaults import DEFAULT_RERANK_MODEL
 from rag.generate import load_lm
 
 _blas.preload()
 
 import mlx.core as mx  # noqa: E402
 
-DEFAULT_RERANK_MODEL = "mlx-community/Qwen3-Reranker-0.6B-4bit"
 DEFAULT_INSTRUCTION = "Given a question, retrieve passages from the user's documents that answer it"
 DEFAULT_MAX_PASSAGE_TOKENS = 320
 DEFAULT_BATCH_SIZE = 8

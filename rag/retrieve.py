@@ -19,9 +19,10 @@ from ingest.embed import Embedder
 from ingest.errors import IndexIncomplete, TextIndexMissing
 from ingest.normalize import normalize_text
 from ingest.store import ChunkRow, Filter, Store
+from rag.defaults import DEFAULT_MODE, SEARCH_MODES
 from rag.types import Source
 
-MODES = ("vector", "text", "hybrid")
+MODES = SEARCH_MODES
 RRF_K = 60
 DEFAULT_CANDIDATES = 50
 DEFAULT_RERANK_TOP = 20
@@ -33,7 +34,7 @@ def retrieve(
     query: str,
     k: int,
     *,
-    mode: str = "hybrid",
+    mode: str = DEFAULT_MODE,
     where: Filter | None = None,
     candidates: int = DEFAULT_CANDIDATES,
     reranker=None,

@@ -187,7 +187,7 @@ def test_the_openai_endpoint_rewrites_a_follow_up_from_the_messages(tmp_path, fo
     import openai
     from test_server import running
 
-    from rag.server import create_app
+    from rag.serve.http import create_app
 
     model = ScriptedChat(rewrite="How do I reset the Worcester Greenstar boiler?")
     index = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=model)

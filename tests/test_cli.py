@@ -202,7 +202,7 @@ def test_search_prints_the_snippet_of_a_real_tldr_page_verbatim(cli, tmp_path):
     assert cli("index", str(page)).exit_code == 0
     query = "extract an archive file into the current directory verbosely"
     [hit] = json.loads(cli("search", query, "-k", "1", "--json").stdout)
-    from rag.cli import _snippet
+    from rag.cli.main import _snippet
 
     expected = _snippet(hit["text"], query, 200)  # the passage around the match, brackets and all
     assert "[f]ile" in expected

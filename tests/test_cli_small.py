@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 import rag
-from rag.cli import _snippet, app
+from rag.cli import app
+from rag.cli.main import _snippet
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -73,7 +74,7 @@ def test_a_missing_local_model_folder_gets_a_hint_about_folders_not_downloads(tm
 
 
 def test_a_refusal_prints_no_generation_speeds(capsys):
-    from rag.cli import _show_sources
+    from rag.cli.main import _show_sources
     from rag.types import Answer, Timings
 
     answer = Answer("q?", "I couldn't find that in your documents.", [], Timings(retrieval_ms=12.0), refused=True)
@@ -84,7 +85,7 @@ def test_a_refusal_prints_no_generation_speeds(capsys):
 
 
 def test_a_model_refusal_prints_no_first_token_time(capsys):
-    from rag.cli import _show_sources
+    from rag.cli.main import _show_sources
     from rag.types import Answer, Timings
 
     timings = Timings(retrieval_ms=8.0, generated_tokens=10)  # generated, held back, replaced

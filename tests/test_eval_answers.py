@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from rag import Index
 from rag.cli import app
-from rag.evaluate_answers import (
+from rag.eval.answers import (
     ALL,
     HOLDOUT,
     evaluate_answers,
@@ -23,8 +23,8 @@ from rag.evaluate_answers import (
     plan_questions,
     write_paragraphs,
 )
+from rag.eval.metrics import contains_answer, exact_match, squad_normalize, token_f1
 from rag.generate import Piece
-from rag.metrics import contains_answer, exact_match, squad_normalize, token_f1
 
 # -- metrics -----------------------------------------------------------------------------------
 

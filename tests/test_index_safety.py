@@ -171,13 +171,13 @@ def test_progress_is_reported_while_one_big_file_is_embedded(tmp_path, hash_embe
 
 
 def test_off_a_terminal_a_progress_line_comes_at_least_every_heartbeat(monkeypatch):
-    import rag.progress
+    import rag.cli.progress
     from ingest.pipeline import Progress
 
-    monkeypatch.setattr(rag.progress, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(rag.cli.progress, "HEARTBEAT_S", 0.2)
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=False, width=200)
-    with rag.progress.progress_reporter(console) as update:
+    with rag.cli.progress.progress_reporter(console) as update:
         update(Progress("/docs/huge.pdf", 0, 2, 0, 0))  # the file starts: one line (the first)
         time.sleep(0.9)  # nothing else is reported while it loads
     lines = [line for line in buffer.getvalue().splitlines() if line]

@@ -17,7 +17,7 @@ import rag
 from ingest.store import ChunkRow
 from rag.cli import app
 from rag.context import diversify, merge_adjacent
-from rag.metrics import mrr_at, ndcg_at, percentile, recall_at
+from rag.eval.metrics import mrr_at, ndcg_at, percentile, recall_at
 from rag.retrieve import RRF_K, fuse
 from rag.types import Source
 

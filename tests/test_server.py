@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 import rag
 from rag.cli import app as cli_app
-from rag.server import check_bind, create_app, serve
-from rag.worker import ModelWorker
+from rag.serve.http import check_bind, create_app, serve
+from rag.serve.worker import ModelWorker
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Where is the spare key hidden?"

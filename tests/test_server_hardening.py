@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import rag
 from rag.cli import app as cli_app
-from rag.server import create_app
+from rag.serve.http import create_app
 
 LONG = "Where is the spare key hidden? Explain every detail at length."  # SmolLM2 goes on to 1000 tokens
 NOTES = """# House notes
@@ -129,7 +129,7 @@ def test_a_full_answer_queue_gets_503_with_retry_after_while_search_still_works(
 def test_a_closed_worker_that_ran_mlx_lets_the_process_exit(minilm_path):
     """MLX aborts the process at exit if a thread that ran MLX work has ended; a worker's never does."""
     script = (
-        "import rag; from rag.worker import ModelWorker\n"
+        "import rag; from rag.serve.worker import ModelWorker\n"
         f"e = rag.MLXEmbedder({str(minilm_path)!r}); w = ModelWorker()\n"
         "assert w.submit(e.embed, ['hello']).result().shape == (1, 384)\n"
         "assert w.close(wait=30)\n"
@@ -171,7 +171,7 @@ def test_allowed_hosts_and_an_api_key_open_the_host_check(index):
 
 def test_serve_command_passes_allow_host_on(index, minilm_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr("rag.server.serve", lambda idx, **options: seen.update(options))
+    monkeypatch.setattr("rag.serve.http.serve", lambda idx, **options: seen.update(options))
     args = ["serve", "--index", str(index.path), "--embed-model", str(minilm_path)]
     run = CliRunner().invoke(cli_app, [*args, "--allow-host", "rag.lan", "--allow-host", "nas.local"])
     assert run.exit_code == 0, run.output

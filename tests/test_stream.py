@@ -17,10 +17,12 @@ from conftest import ScriptedGenerator, data_path, index_folder
 from typer.testing import CliRunner
 
 import rag
-from rag import openai_compat as oa
-from rag.cli import _show_sources, app
-from rag.generate import DEFAULT_MAX_TOKENS, Sampling
+from rag.cli import app
+from rag.cli.main import _show_sources
+from rag.defaults import DEFAULT_MAX_TOKENS
+from rag.generate import Sampling
 from rag.prompt import NOT_FOUND, NOT_FOUND_ZH
+from rag.serve import openai as oa
 from rag.stream import ReplyFilter
 
 # the three loops of the newcomer's first hour, as SmolLM2 wrote them (shortened)
@@ -115,8 +117,9 @@ def test_real_smollm2_stops_repeating_itself_and_ends_well_before_its_token_limi
 def test_the_default_answer_length_fits_an_answer_and_is_what_every_adapter_uses():
     import inspect
 
-    from rag import mcp_server, server
-    from rag.cli import ask, chat
+    from rag.cli.main import ask, chat
+    from rag.serve import http as server
+    from rag.serve import mcp as mcp_server
 
     assert DEFAULT_MAX_TOKENS == 256
     for fn in (ask, chat, server.create_app, mcp_server.create_mcp):

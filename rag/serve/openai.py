@@ -1,7 +1,7 @@
 """The OpenAI wire format for `rag serve`: request models with their limits, and the JSON it sends back.
 
 Requests are validated here (sizes, counts, ranges, and text that is valid Unicode: JSON can carry a lone
-surrogate such as "\\ud800", which no tokenizer takes) so the routes in rag/server.py only route. Fields of
+surrogate such as "\\ud800", which no tokenizer takes) so the routes in rag/serve/http.py only route. Fields of
 the OpenAI API this server cannot honour (temperature, n, tools…) are accepted and ignored, so existing
 clients work unchanged. Responses carry extra top-level fields: `sources` (each `cited` or not, and
 `cited_by` "model" or "checker", the same notion as `rag ask`), `sentences` (each `supported` or not) and
@@ -20,11 +20,10 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from rag.types import Answer, Source
+import rag
 
 MAX_MESSAGES = 256
 MAX_COMPLETION_TOKENS = 4096
-MAX_K = 50
 MAX_INPUTS = 256  # texts per embeddings request
 MAX_TEXT_CHARS = 32_000  # per question, search query or embeddings input
 SNIPPET_CHARS = 240
@@ -75,7 +74,7 @@ class ChatRequest(_Lenient):
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(None, ge=1, le=MAX_COMPLETION_TOKENS)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_COMPLETION_TOKENS)
-    k: int | None = Field(None, ge=1, le=MAX_K)
+    k: int | None = Field(None, ge=1, le=rag.MAX_K)
     thinking: bool = False
 
     def question(self) -> str | None:
@@ -115,7 +114,7 @@ class SearchRequest(_Lenient):
     """POST /v1/search: retrieval only, no LLM."""
 
     query: Text
-    k: int | None = Field(None, ge=1, le=MAX_K)
+    k: int | None = Field(None, ge=1, le=rag.MAX_K)
     collection: Str | None = None
 
 
@@ -127,7 +126,7 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
 
 
 def source_json(
-    source: Source, n: int | None = None, cited: bool | None = None, text: bool = False, cited_by: str | None = None
+    source: rag.Source, n: int | None = None, cited: bool | None = None, text: bool = False, cited_by: str | None = None
 ) -> dict:
     """A chunk as JSON: where it is, its score, a snippet (and its full text if `text`); for an answer's
     source, whether it is `cited` and by whom (`cited_by`: "model" wrote its [n], "checker" attributed it)."""
@@ -150,18 +149,18 @@ def source_json(
     return out
 
 
-def sources_json(answer: Answer) -> list[dict]:
+def sources_json(answer: rag.Answer) -> list[dict]:
     return [
         source_json(s, n, n in answer.citations, cited_by=answer.cited_by(n)) for n, s in enumerate(answer.sources, 1)
     ]
 
 
-def sentences_json(answer: Answer) -> list[dict]:
+def sentences_json(answer: rag.Answer) -> list[dict]:
     """Each sentence with the sources that back it and whether any does (`supported`)."""
     return [asdict(x) for x in answer.sentences]
 
 
-def usage_json(answer: Answer) -> dict:
+def usage_json(answer: rag.Answer) -> dict:
     t = answer.timings
     return {
         "prompt_tokens": t.prompt_tokens,
@@ -170,7 +169,7 @@ def usage_json(answer: Answer) -> dict:
     }
 
 
-def finish_reason(answer: Answer, max_tokens: int) -> str:
+def finish_reason(answer: rag.Answer, max_tokens: int) -> str:
     """ "length" for an answer cut at its token limit; "stop" otherwise (a looping reply cut at its
     repetition included: `stopped_reason` in the response says which)."""
     cut = answer.stopped_reason == "max_tokens" or answer.timings.generated_tokens >= max_tokens
@@ -181,7 +180,7 @@ def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def completion_json(model: str, answer: Answer, max_tokens: int, finish: str | None = None) -> dict:
+def completion_json(model: str, answer: rag.Answer, max_tokens: int, finish: str | None = None) -> dict:
     """A chat.completion; `finish` overrides the finish reason (an answer cut at the time limit: "length")."""
     message: dict[str, Any] = {"role": "assistant", "content": answer.text}
     if answer.thinking:
@@ -210,7 +209,7 @@ class ChunkWriter:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return sse(self.head | {"choices": [choice]} | extra)
 
-    def usage(self, answer: Answer) -> str:
+    def usage(self, answer: rag.Answer) -> str:
         return sse(self.head | {"choices": [], "usage": usage_json(answer)})
 
 

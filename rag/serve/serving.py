@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import rag
-from rag.worker import ModelWorker
+from rag.serve.worker import ModelWorker
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from ingest.pipeline import IndexReport, Progress
+import rag
 
 LOG_EVERY_S = 5.0  # off a terminal: a line after a file at most this often
 MAX_SKIPPED_SHOWN = 20  # skipped files (types we don't read) named after a run; --json has them all
@@ -20,7 +20,7 @@ HEARTBEAT_S = 30.0  # ... and at least this often while one file takes longer
 
 
 @contextmanager
-def progress_reporter(console: Console) -> Iterator[Callable[[Progress], None]]:
+def progress_reporter(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
     """Yield a progress callback: a rich bar on a terminal, else a log line every few seconds, and one at
     least every `HEARTBEAT_S` while a single big file keeps the run busy."""
     if console.is_terminal:
@@ -32,7 +32,7 @@ def progress_reporter(console: Console) -> Iterator[Callable[[Progress], None]]:
 
 
 @contextmanager
-def _bar(console: Console) -> Iterator[Callable[[Progress], None]]:
+def _bar(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
 
@@ -49,7 +49,7 @@ def _bar(console: Console) -> Iterator[Callable[[Progress], None]]:
     with Bar(*columns, console=console, transient=True) as bar:
         task = bar.add_task("index", total=None, chunks=0, rate=0.0, file="", phase="starting")
 
-        def update(p: Progress) -> None:
+        def update(p: rag.Progress) -> None:
             rate = p.chunks / max(time.perf_counter() - started, 1e-9)
             total = p.total or None  # unknown while discovering: the bar pulses instead of "0/0"
             fields = dict(chunks=p.chunks, rate=rate, file=escape(_short(p.path)), phase=p.phase)
@@ -59,12 +59,12 @@ def _bar(console: Console) -> Iterator[Callable[[Progress], None]]:
 
 
 @contextmanager
-def _logger(console: Console) -> Iterator[Callable[[Progress], None]]:
+def _logger(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
     started = time.perf_counter()
     state = {"last": started, "seen": None}
     lock = threading.Lock()
 
-    def line(p: Progress, now: float) -> None:
+    def line(p: rag.Progress, now: float) -> None:
         state["last"] = now
         rate = p.chunks / max(now - started, 1e-9)
         where = f" — {p.path}" if p.path else ""
@@ -74,7 +74,7 @@ def _logger(console: Console) -> Iterator[Callable[[Progress], None]]:
             highlight=False,
         )
 
-    def update(p: Progress) -> None:
+    def update(p: rag.Progress) -> None:
         with lock:
             state["seen"] = p
             now = time.perf_counter()
@@ -99,7 +99,7 @@ def _logger(console: Console) -> Iterator[Callable[[Progress], None]]:
         ticker.join()
 
 
-def print_report(report: IndexReport, out: Console, err: Console, quiet: bool = False) -> None:
+def print_report(report: rag.IndexReport, out: Console, err: Console, quiet: bool = False) -> None:
     """Failures (always, on stderr), then the summary line unless `quiet`."""
     for path, reason in report.failed:
         err.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}")

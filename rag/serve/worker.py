@@ -2,7 +2,7 @@
 
 A chat model has one generation in it at a time, so `rag serve` and `rag mcp` hand model work to
 `ModelWorker`s: concurrent requests wait in a queue instead of racing on one model. They keep two, one
-for searches and one for answers (rag/_serving.py), so a search never waits behind an answer. A streamed answer runs on the worker while the caller's event loop
+for searches and one for answers (rag/serve/serving.py), so a search never waits behind an answer. A streamed answer runs on the worker while the caller's event loop
 consumes it; it stops at its next item when the caller goes away, sets `stop`, or has run `seconds`,
 and the worker moves on. This module knows nothing about HTTP, MCP or models.
 """

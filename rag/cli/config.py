@@ -1,8 +1,7 @@
 """Settings for the CLI: where the index lives and which models to use, resolved in ONE place.
 
 Precedence: CLI flag > environment variable (RAG_*) > config file (RAG_HOME/config.toml) > default.
-Only this module (and ingest/_blas.py, which must act before MLX loads) reads the environment; the
-library API takes explicit arguments.
+Only this module reads the environment for settings; the library API takes explicit arguments.
 
     RAG_HOME         all user state (default: the platform's user data dir, e.g. ~/.local/share/rag)
     RAG_INDEX        index folder (default: RAG_HOME/index)
@@ -23,19 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.errors import RagError
-
-# Qwen3 first: hybrid-thinking instruct models (thinking off by default, --think to turn it on), 4-bit
-# so they fit an 8 GB iPhone/iPad/Mac. 4B answers grounded questions well in English and Chinese; 1.7B
-# is the smaller, ~2x faster preset. Qwen3-Embedding-0.6B is multilingual (100+ languages, Chinese
-# included), 1024-d; 8-bit keeps its accuracy at half the size. The embedder is the same in both presets
-# because it is the index's identity: changing it means re-indexing.
-DEFAULT_EMBED_MODEL = "mlx-community/Qwen3-Embedding-0.6B-8bit"
-PRESETS = {
-    "default": "mlx-community/Qwen3-4B-4bit",
-    "small": "mlx-community/Qwen3-1.7B-4bit",
-}
-DEFAULT_K = 5
+import rag
 
 
 @dataclass(frozen=True)
@@ -78,15 +65,15 @@ def resolve(
     def pick(flag, env_name: str, key: str, default=None):
         return _pick(flag, env_name, key, env, file, default)[0]
 
-    preset_name = pick(preset, "RAG_PRESET", "preset", "default")
-    if preset_name not in PRESETS:
-        raise RagError(f"unknown preset '{preset_name}'", f"choose one of: {', '.join(PRESETS)}")
+    preset_name = pick(preset, "RAG_PRESET", "preset", rag.DEFAULT_PRESET)
+    if preset_name not in rag.PRESETS:
+        raise rag.RagError(f"unknown preset '{preset_name}'", f"choose one of: {', '.join(rag.PRESETS)}")
     return Settings(
         home=home,
         index=Path(pick(index, "RAG_INDEX", "index", home / "index")).expanduser(),
-        llm=pick(llm, "RAG_LLM", "llm", PRESETS[preset_name]),
+        llm=pick(llm, "RAG_LLM", "llm", rag.PRESETS[preset_name]),
         embed_model=pick(embed_model, "RAG_EMBED_MODEL", "embed_model"),
-        k=int(pick(k, "RAG_K", "k", DEFAULT_K)),
+        k=int(pick(k, "RAG_K", "k", rag.DEFAULT_K)),
         pdf_password=pick(None, "RAG_PDF_PASSWORD", "pdf_password"),
         api_key=pick(None, "RAG_API_KEY", "api_key"),
         rerank_model=pick(rerank_model, "RAG_RERANK_MODEL", "rerank_model"),
@@ -135,4 +122,4 @@ def _read_config(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RagError(f"cannot read {path}: {exc}", "fix or delete the config file") from exc
+        raise rag.RagError(f"cannot read {path}: {exc}", "fix or delete the config file") from exc

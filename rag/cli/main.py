@@ -1,7 +1,7 @@
 """The `rag` command: a thin typer layer over the public API (parse, call one function, render).
 
 Errors derived from RagError print one red line with a hint and exit 1; `--debug` shows the traceback.
-Settings come from rag.config (flag > RAG_* env > config file > default). The `rag eval` commands are in
+Settings come from rag.cli.config (flag > RAG_* env > config file > default). The `rag eval` commands are in
 cli_eval.py; the consoles, shared options and error guard in cli_common.py.
 """
 
@@ -19,8 +19,9 @@ import typer
 from rich.markup import escape
 
 import rag
-from rag import cli_docs, config, history
-from rag.cli_common import (
+from rag.cli import config, history
+from rag.cli import docs as cli_docs
+from rag.cli.common import (
     EmbedOpt,
     IndexOpt,
     JsonOpt,
@@ -36,10 +37,8 @@ from rag.cli_common import (
     out,
     state,
 )
-from rag.cli_eval import eval_app
-from rag.generate import DEFAULT_MAX_TOKENS
-from rag.index import DEFAULT_CONTEXT_TOKENS
-from rag.progress import MAX_SKIPPED_SHOWN, print_report, progress_reporter
+from rag.cli.eval import eval_app
+from rag.cli.progress import MAX_SKIPPED_SHOWN, print_report, progress_reporter
 
 app = typer.Typer(
     cls=TidyGroup,
@@ -112,8 +111,8 @@ RerankOpt = Annotated[
 
 
 def _search_options(mode: str, rerank: bool | None, paths: list[str] | None, types: list[str] | None) -> dict:
-    if mode not in ("hybrid", "vector", "text"):
-        raise rag.RagError(f"unknown --mode '{mode}'", "choose hybrid, vector or text")
+    if mode not in rag.SEARCH_MODES:
+        raise rag.RagError(f"unknown --mode '{mode}'", f"choose {', '.join(rag.SEARCH_MODES)}")
     return {"mode": mode, "rerank": rerank, "path_globs": tuple(paths or ()), "file_types": tuple(types or ())}
 
 
@@ -132,10 +131,10 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.", show_default=False)],
     index: IndexOpt = None,
     embed_model: EmbedOpt = None,
-    collection: CollectionOpt = "default",
+    collection: CollectionOpt = rag.DEFAULT_COLLECTION,
     password: PasswordOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
-    batch_chunks: Annotated[int, typer.Option("--batch-chunks", min=1, hidden=True)] = 256,
+    batch_chunks: Annotated[int, typer.Option("--batch-chunks", min=1, hidden=True)] = rag.DEFAULT_BATCH_CHUNKS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -163,9 +162,11 @@ def watch(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to keep indexed.", show_default=False)],
     index: IndexOpt = None,
     embed_model: EmbedOpt = None,
-    collection: CollectionOpt = "default",
+    collection: CollectionOpt = rag.DEFAULT_COLLECTION,
     password: PasswordOpt = None,
-    debounce_ms: Annotated[int, typer.Option("--debounce-ms", help="Wait for this much quiet before syncing.")] = 1000,
+    debounce_ms: Annotated[
+        int, typer.Option("--debounce-ms", help="Wait for this much quiet before syncing.")
+    ] = rag.DEFAULT_DEBOUNCE_MS,
 ) -> None:
     """Index PATHS, then keep the index in sync as files change. Ctrl-C stops cleanly."""
     idx, s = _open(index, embed_model)
@@ -212,16 +213,16 @@ def ask(
     preset: PresetOpt = None,
     k: KOpt = None,
     collection: QueryCollectionOpt = None,
-    mode: ModeOpt = "hybrid",
+    mode: ModeOpt = rag.DEFAULT_MODE,
     rerank: RerankOpt = None,
     rerank_model: RerankModelOpt = None,
     path: PathOpt = None,
     file_type: TypeOpt = None,
     widen: WidenOpt = 0,
     think: ThinkOpt = False,
-    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
+    max_tokens: MaxTokensOpt = rag.DEFAULT_MAX_TOKENS,
     allow_general: GeneralOpt = False,
-    context_tokens: ContextOpt = DEFAULT_CONTEXT_TOKENS,
+    context_tokens: ContextOpt = rag.DEFAULT_CONTEXT_TOKENS,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the indexed documents, streaming, then list the sources it cites."""
@@ -352,15 +353,15 @@ def chat(
     preset: PresetOpt = None,
     k: KOpt = None,
     collection: QueryCollectionOpt = None,
-    mode: ModeOpt = "hybrid",
+    mode: ModeOpt = rag.DEFAULT_MODE,
     rerank: RerankOpt = None,
     rerank_model: RerankModelOpt = None,
     path: PathOpt = None,
     file_type: TypeOpt = None,
     think: ThinkOpt = False,
-    max_tokens: MaxTokensOpt = DEFAULT_MAX_TOKENS,
+    max_tokens: MaxTokensOpt = rag.DEFAULT_MAX_TOKENS,
     allow_general: GeneralOpt = False,
-    context_tokens: ContextOpt = DEFAULT_CONTEXT_TOKENS,
+    context_tokens: ContextOpt = rag.DEFAULT_CONTEXT_TOKENS,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each answer as one JSON line (nothing streamed).")
     ] = False,
@@ -419,7 +420,7 @@ def search(
     embed_model: EmbedOpt = None,
     k: KOpt = None,
     collection: QueryCollectionOpt = None,
-    mode: ModeOpt = "hybrid",
+    mode: ModeOpt = rag.DEFAULT_MODE,
     rerank: RerankOpt = None,
     rerank_model: RerankModelOpt = None,
     path: PathOpt = None,
@@ -465,12 +466,13 @@ def doctor(
     as_json: JsonOpt = False,
 ) -> None:
     """Check this machine's set-up: MLX, BLAS, each model (found, loads, quantization), speed, the index, disk."""
-    from rag import doctor as doc
-
     flags = dict(index=index, embed_model=embed_model, llm=llm, preset=preset, rerank_model=rerank_model)
     s, origins = config.resolve(**flags), config.origins(**flags)
     checks = []
-    for check in doc.run_checks(s, origins, rerank=rerank):
+    found = rag.check_setup(
+        index=s.index, llm=s.llm, embed_model=s.embed_model, rerank_model=s.rerank_model, origins=origins, rerank=rerank
+    )
+    for check in found:
         checks.append(check)
         if not as_json:
             mark = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[dim]·[/dim]"}[check.ok]
@@ -531,15 +533,15 @@ def serve(
     preset: PresetOpt = None,
     k: KOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (off loopback needs --api-key).")] = (
-        "127.0.0.1"
+        rag.DEFAULT_HOST
     ),
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=0, max=65535)] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=0, max=65535)] = rag.DEFAULT_PORT,
     api_key: Annotated[
         str | None,
         typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (env RAG_API_KEY).", show_default=False),
     ] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default answer length, in tokens.", min=1)] = (
-        DEFAULT_MAX_TOKENS
+        rag.DEFAULT_MAX_TOKENS
     ),
     allow_host: Annotated[
         list[str] | None,
@@ -550,7 +552,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the index over an OpenAI-compatible HTTP API: chat, embeddings, search. Ctrl-C stops."""
-    from rag import server  # FastAPI/uvicorn load only for this command
+    from rag.serve import http as server  # FastAPI/uvicorn load only for this command
 
     idx, s = _open(index, embed_model, llm, preset, k)
     key = api_key or s.api_key
@@ -569,11 +571,11 @@ def mcp(
     preset: PresetOpt = None,
     k: KOpt = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer of `ask`, in tokens.", min=1)] = (
-        DEFAULT_MAX_TOKENS
+        rag.DEFAULT_MAX_TOKENS
     ),
 ) -> None:
     """Run an MCP server on stdio for editors and agents (tools: search, get_chunk, get_document, ask, status)."""
-    from rag import mcp_server  # the MCP SDK loads only for this command
+    from rag.serve import mcp as mcp_server  # the MCP SDK loads only for this command
 
     idx, s = _open(index, embed_model, llm, preset, k)
     mcp_server.run_stdio(idx, k=s.k, max_tokens=max_tokens)

@@ -8,11 +8,11 @@
     GET  /health                liveness, no key needed
 
 The models load once, at start-up, and are shared. Searches and embeddings run on one worker thread,
-answers on another (rag/_serving.py), so a search never waits behind an answer; beyond each queue's
+answers on another (rag/serve/serving.py), so a search never waits behind an answer; beyond each queue's
 limit requests get 503 with Retry-After. An answer is capped in tokens and in seconds, and stops when
-its client disconnects. Errors, the API key, the Host/Origin check and the body limit are rag/_http.py's;
-the wire format is rag/openai_compat.py's.
-This module only adapts HTTP to the public `rag` API; it never reads the environment (rag/cli.py does).
+its client disconnects. Errors, the API key, the Host/Origin check and the body limit are rag/serve/requests.py's;
+the wire format is rag/serve/openai.py's.
+This module only adapts HTTP to the public `rag` API; it never reads the environment (rag/cli/main.py does).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 import rag
-from rag import openai_compat as oa
-from rag._http import (
+from rag.serve import openai as oa
+from rag.serve.requests import (
     ApiError,
     BodyLimit,
     HostCheck,
@@ -39,7 +39,7 @@ from rag._http import (
     public_message,
     require_key,
 )
-from rag._serving import (
+from rag.serve.serving import (
     DEFAULT_ANSWER_SECONDS,
     DEFAULT_MAX_ANSWER_QUEUE,
     DEFAULT_MAX_QUEUE,
@@ -49,19 +49,14 @@ from rag._serving import (
     Models,
     Partial,
 )
-from rag.chat import standalone_question
-from rag.generate import DEFAULT_MAX_TOKENS
-from rag.index import DEFAULT_K
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any question, far below a memory problem
 DISCONNECT_POLL_S = 0.25
 MODEL = "rag"  # all collections; "rag:<name>" is one collection
 
 
 class Service:
-    """What each endpoint does, over the public API; model work goes through rag/_serving.py's workers."""
+    """What each endpoint does, over the public API; model work goes through rag/serve/serving.py's workers."""
 
     def __init__(
         self, index: rag.Index, k: int, max_tokens: int, limits: Limits, collection: str | None = None
@@ -100,7 +95,7 @@ class Service:
         self.models.check_answers()  # a full queue refuses before any work is done
         history = body.history()
         if history:  # a follow-up: rewrite it into a standalone question before retrieval
-            question = await self.models.generate(standalone_question, self.index.generator, history, question)
+            question = await self.models.generate(rag.standalone_question, self.index.generator, history, question)
         limit = self.models.tokens(body.token_limit(self.max_tokens))
         options = dict(k=body.k or self.k, collection=collection, thinking=body.thinking, max_tokens=limit)
         stop = threading.Event()
@@ -139,8 +134,8 @@ def create_app(
     index: rag.Index,
     *,
     api_key: str | None = None,
-    k: int = DEFAULT_K,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    k: int = rag.DEFAULT_K,
+    max_tokens: int = rag.DEFAULT_MAX_TOKENS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_queue: int = DEFAULT_MAX_QUEUE,
     max_answer_queue: int = DEFAULT_MAX_ANSWER_QUEUE,
@@ -155,7 +150,7 @@ def create_app(
         index: an opened `rag.Index`; its models load when the app starts.
         api_key: if set, every /v1 request needs `Authorization: Bearer <api_key>`.
         k: chunks retrieved per question unless a request sends `k` (default 5).
-        max_tokens: answer length unless a request sends `max_tokens` (default DEFAULT_MAX_TOKENS, 256).
+        max_tokens: answer length unless a request sends `max_tokens` (default rag.DEFAULT_MAX_TOKENS, 256).
         max_body_bytes: larger request bodies are refused with 413 (default 1 MiB).
         max_queue: searches and embeddings allowed to wait before requests get 503 (default 64).
         max_answer_queue: answers allowed to wait behind the one being generated (default 4).
@@ -197,8 +192,8 @@ def create_app(
 def serve(
     index: rag.Index,
     *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    host: str = rag.DEFAULT_HOST,
+    port: int = rag.DEFAULT_PORT,
     api_key: str | None = None,
     log_level: str = "info",
     **options,

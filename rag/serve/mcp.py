@@ -8,14 +8,14 @@ Tools (each a thin wrapper over the public `rag` API):
     status()                                           what is indexed, with which embedder
 
 Built on the official `mcp` SDK (MCPServer). Searches run on one worker thread and answers on another
-(rag/_serving.py), so a search never waits behind an answer; `ask` is capped in tokens and seconds. The
+(rag/serve/serving.py), so a search never waits behind an answer; `ask` is capped in tokens and seconds. The
 models start loading in the background as soon as the server starts. Errors the user can act on
 (RagError) reach the client as tool errors with their hint, without the index's local path; any other
 failure is a tool error that says to look at the server's log (stderr).
 A line on stdin that is not JSON, not a JSON-RPC message, or carries text that is not valid Unicode (a
 lone surrogate, "\\ud800") is answered with a JSON-RPC error (-32700, -32600, -32602): the SDK drops such
 lines silently, which leaves the client waiting for a reply that never comes.
-This module does not read the environment or parse arguments (rag/cli.py does); stdout belongs to the
+This module does not read the environment or parse arguments (rag/cli/main.py does); stdout belongs to the
 protocol.
 """
 
@@ -38,11 +38,8 @@ from mcp.shared.message import SessionMessage
 from pydantic import BaseModel, Field
 
 import rag
-from rag._serving import SHUTDOWN_WAIT_S, Limits, Models
-from rag.generate import DEFAULT_MAX_TOKENS
-from rag.index import DEFAULT_K
+from rag.serve.serving import SHUTDOWN_WAIT_S, Limits, Models
 
-MAX_K = 50
 DEFAULT_DOCUMENT_CHUNKS = 50
 INTERNAL = "internal error (see the server's log)"
 log = logging.getLogger("rag.mcp")
@@ -53,7 +50,7 @@ INSTRUCTIONS = (
     "answer written from the documents by a local model, with numbered sources. Cite paths and pages."
 )
 
-K = Annotated[int, Field(ge=1, le=MAX_K, description="How many chunks to retrieve.")]
+K = Annotated[int, Field(ge=1, le=rag.MAX_K, description="How many chunks to retrieve.")]
 Collection = Annotated[str | None, Field(description="Search only this collection (default: all).")]
 
 
@@ -124,10 +121,10 @@ class Status(BaseModel):
 
 
 def create_mcp(
-    index: rag.Index, *, k: int = DEFAULT_K, max_tokens: int = DEFAULT_MAX_TOKENS, models: Models | None = None
+    index: rag.Index, *, k: int = rag.DEFAULT_K, max_tokens: int = rag.DEFAULT_MAX_TOKENS, models: Models | None = None
 ) -> MCPServer:
     """The MCP server for `index`. `k` and `max_tokens` are the defaults for `search`/`ask`; `models` are the
-    workers it runs model work on (default: new ones, with rag/_serving.py's default limits)."""
+    workers it runs model work on (default: new ones, with rag/serve/serving.py's default limits)."""
     models = models or Models(index)
     models.warm_up()  # in the background: the client's handshake doesn't wait for it (errors: at first use)
     mcp = MCPServer("rag", instructions=INSTRUCTIONS, version=rag.__version__, log_level="WARNING")

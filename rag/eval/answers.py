@@ -1,8 +1,8 @@
-"""Answer evaluation on a SQuAD v1.1 file: does `Index.ask` answer, cite the right chunk, and refuse
+"""Answer evaluation on a SQuAD v1.1 file: does `rag.Index.ask` answer, cite the right chunk, and refuse
 when the answer is not in the documents?
 
 Each paragraph is written once as its own text file (`<article index>-<paragraph index>.txt`) under
-`workspace/corpus` and indexed through the normal `Index.add` path as collection "all", so re-runs reuse
+`workspace/corpus` and indexed through the normal `rag.Index.add` path as collection "all", so re-runs reuse
 the index. A seeded sample of questions is asked against "all" and scored with SQuAD's exact match and
 token F1, answer containment (a gold answer occurs, as whole words after normalisation, in the answer),
 citation precision (each cited source — [n] written by the model, or attributed by the citation checker,
@@ -36,11 +36,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.errors import RagError
-from ingest.pipeline import IndexReport, Progress
-from rag.index import DEFAULT_K, Index
-from rag.metrics import contains_answer, exact_match, percentile, squad_normalize, token_f1
-from rag.types import Answer
+import rag
+from rag.eval.metrics import contains_answer, exact_match, percentile, squad_normalize, token_f1
 
 ALL, HOLDOUT = "all", "holdout"  # collection names
 DEFAULT_LIMIT = 100
@@ -106,9 +103,11 @@ def load_squad(path: Path) -> SquadData:
                     if answers:
                         questions.append(Question(str(qa["id"]), qa["question"], answers, stem))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RagError(f"not a SQuAD v1.1 file: {path} ({exc})", "expected data -> paragraphs -> context, qas") from exc
+        raise rag.RagError(
+            f"not a SQuAD v1.1 file: {path} ({exc})", "expected data -> paragraphs -> context, qas"
+        ) from exc
     if not questions:
-        raise RagError(f"no answerable questions in {path}", "expected SQuAD v1.1: qas with answers[].text")
+        raise rag.RagError(f"no answerable questions in {path}", "expected SQuAD v1.1: qas with answers[].text")
     return SquadData(path.stem, paragraphs, questions)
 
 
@@ -180,7 +179,7 @@ def plan_questions(
     `articles` ("odd"/"even") asks only questions of articles with an odd/even index: the refusal gate
     shipped in rag/calibration.json was fitted on xquad-en's even articles, so "odd" keeps it held out."""
     if articles not in ARTICLES:
-        raise RagError(f"unknown article selection '{articles}'", "choose all, odd or even")
+        raise rag.RagError(f"unknown article selection '{articles}'", "choose all, odd or even")
     if articles != "all":
         parity = 1 if articles == "odd" else 0
         keep = [q for q in data.questions if int(q.paragraph.split("-")[0]) % 2 == parity]
@@ -191,10 +190,14 @@ def plan_questions(
 
 
 def index_collections(
-    index: Index, data: SquadData, plan: Plan, workspace: Path, progress: Callable[[Progress], None] | None = None
-) -> dict[str, IndexReport]:
+    index: rag.Index,
+    data: SquadData,
+    plan: Plan,
+    workspace: Path,
+    progress: Callable[[rag.Progress], None] | None = None,
+) -> dict[str, rag.IndexReport]:
     """Write and index workspace/corpus as "all" and, if the plan holds questions out, workspace/holdout
-    as "holdout" (`progress` is passed to `Index.add`). Returns each collection's index report."""
+    as "holdout" (`progress` is passed to `rag.Index.add`). Returns each collection's index report."""
     reports = {ALL: _add(index, data.paragraphs, Path(workspace) / "corpus", ALL, progress)}
     if plan.held:
         kept = {stem: text for stem, text in data.paragraphs.items() if stem not in plan.removed}
@@ -203,12 +206,12 @@ def index_collections(
 
 
 def run(
-    index: Index,
+    index: rag.Index,
     data: SquadData,
     plan: Plan,
     workspace: Path,
     *,
-    k: int = DEFAULT_K,
+    k: int = rag.DEFAULT_K,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerEval:
     """Ask the planned questions with `k` sources each (collections already indexed), score them and
@@ -228,14 +231,14 @@ def run(
 
 
 def evaluate_answers(
-    index: Index,
+    index: rag.Index,
     data: SquadData,
     workspace: Path,
     *,
     limit: int | None = DEFAULT_LIMIT,
     unanswerable: int = 0,
     seed: int = 0,
-    k: int = DEFAULT_K,
+    k: int = rag.DEFAULT_K,
     articles: str = "all",
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerEval:
@@ -254,18 +257,18 @@ def evaluate_answers(
     return run(index, data, plan, workspace, k=k, progress=progress)
 
 
-def _add(index: Index, paragraphs: Mapping[str, str], folder: Path, collection: str, progress) -> IndexReport:
+def _add(index: rag.Index, paragraphs: Mapping[str, str], folder: Path, collection: str, progress) -> rag.IndexReport:
     write_paragraphs(paragraphs, folder)
     report = index.add(folder, collection=collection, progress=progress)
     if index.collections()[collection][0] > len(paragraphs):  # also indexed from elsewhere (a moved workspace)
         index.remove_collection(collection)
         report = index.add(folder, collection=collection, progress=progress)
     if report.failed:
-        raise RagError(f"{len(report.failed)} paragraphs failed to index", report.failed[0][1])
+        raise rag.RagError(f"{len(report.failed)} paragraphs failed to index", report.failed[0][1])
     return report
 
 
-def _record(kind: str, q: Question, answer: Answer) -> dict:
+def _record(kind: str, q: Question, answer: rag.Answer) -> dict:
     """One question's outcome, JSON-ready. Scores of refused answers are 0 (see the module docstring)."""
     golds, ok = q.answers, not answer.refused
     said = _MARKERS.sub(" ", answer.text)

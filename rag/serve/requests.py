@@ -5,7 +5,7 @@ Every error leaves as {"error": {"message", "type", "param", "code"}} with a fit
 invalid requests (OpenAI's choice over 422), 401 bad key, 403 foreign Host or Origin, 404 unknown
 model/chunk/route, 413 too large, 503 busy (with Retry-After), 500 server errors (whose internals stay in
 the server log). Messages pass through a `redact` function first, so no local path leaves the machine.
-No routes live here (rag/server.py).
+No routes live here (rag/serve/http.py).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
 import rag
-from rag._serving import Busy
-from rag.openai_compat import error_body
+from rag.serve.openai import error_body
+from rag.serve.serving import Busy
 
 INTERNAL = "internal error (see the server log)"
-log = logging.getLogger("rag.server")
+log = logging.getLogger("rag.serve.http")
 
 
 class ApiError(Exception):

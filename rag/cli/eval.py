@@ -1,5 +1,5 @@
-"""`rag eval retrieval` and `rag eval answers`: the benchmark commands, a thin layer over rag.evaluate
-and rag.evaluate_answers (parse, index the benchmark once, run, print a table or JSON).
+"""`rag eval retrieval` and `rag eval answers`: the benchmark commands, a thin layer over rag.eval.retrieval
+and rag.eval.answers (parse, index the benchmark once, run, print a table or JSON).
 This module measures through the public API; it holds no scoring logic.
 """
 
@@ -14,9 +14,9 @@ from typing import Annotated
 import typer
 
 import rag
-from rag import config
-from rag.cli_common import EmbedOpt, JsonOpt, KOpt, LlmOpt, RerankModelOpt, TidyCommand, TidyGroup, err, guard, out
-from rag.progress import progress_reporter
+from rag.cli import config
+from rag.cli.common import EmbedOpt, JsonOpt, KOpt, LlmOpt, RerankModelOpt, TidyCommand, TidyGroup, err, guard, out
+from rag.cli.progress import progress_reporter
 
 eval_app = typer.Typer(
     cls=TidyGroup, no_args_is_help=True, help="Measure retrieval (and answer) quality on benchmark data."
@@ -43,7 +43,7 @@ def eval_retrieval(
     as_json: JsonOpt = False,
 ) -> None:
     """Index a BEIR corpus once, run every judged query in each mode, print nDCG@10, Recall@10/100, MRR@10, latency."""
-    from rag import evaluate
+    from rag.eval import retrieval as evaluate
 
     data = evaluate.load_beir(folder, split)
     s = config.resolve(embed_model=embed_model, rerank_model=rerank_model)
@@ -105,7 +105,7 @@ def eval_answers(
 ) -> None:
     """Index a SQuAD file's paragraphs once, ask sampled questions, print exact match, F1, answer containment,
     citation precision, refusals and latency."""
-    from rag import evaluate_answers as ea
+    from rag.eval import answers as ea
 
     data = ea.load_squad(file)
     s = config.resolve(embed_model=embed_model, llm=llm, k=k)

@@ -18,9 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.errors import RagError
-from rag.index import Index
-from rag.metrics import mrr_at, ndcg_at, percentile, recall_at
+import rag
+from rag.eval.metrics import mrr_at, ndcg_at, percentile, recall_at
 
 MODES = ("text", "vector", "hybrid", "hybrid+rerank")
 DEPTH = 100  # documents ranked per query (Recall@100)
@@ -53,7 +52,9 @@ def load_beir(folder: Path, split: str = "test") -> BeirData:
     qrels_file = folder / "qrels" / f"{split}.tsv"
     for needed in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_file):
         if not needed.is_file():
-            raise RagError(f"not a BEIR folder: {needed} is missing", "expected corpus.jsonl, queries.jsonl, qrels/")
+            raise rag.RagError(
+                f"not a BEIR folder: {needed} is missing", "expected corpus.jsonl, queries.jsonl, qrels/"
+            )
     qrels: dict[str, dict[str, int]] = {}
     with qrels_file.open(newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
@@ -90,7 +91,7 @@ def sample_queries(data: BeirData, limit: int | None, seed: int = 0) -> list[str
 
 
 def evaluate(
-    index: Index,
+    index: rag.Index,
     data: BeirData,
     query_ids: Sequence[str],
     mode: str,

@@ -1,5 +1,5 @@
 """The `rag` commands that look at and tidy what is indexed, and at the settings: docs (ls), rm, show,
-config, log. Thin over the public API like the rest of the CLI; registered on the app by rag/cli.py."""
+config, log. Thin over the public API like the rest of the CLI; registered on the app by rag/cli/main.py."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import typer
 from rich.markup import escape
 
 import rag
-from rag import config, history
-from rag.cli_common import IndexOpt, JsonOpt, PathOpt, TidyCommand, TypeOpt, err, guard, out
+from rag.cli import config, history
+from rag.cli.common import IndexOpt, JsonOpt, PathOpt, TidyCommand, TypeOpt, err, guard, out
 
 CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="Only this collection (default: all).")]
 _PAGE = re.compile(r"^(?P<path>.+):(?P<page>\d+)$")
@@ -119,7 +119,7 @@ def show_config(
         "config file": (str(s.home / "config.toml"), "present" if (s.home / "config.toml").is_file() else "absent"),
         "index": (str(s.index), origin["index"]),
         "llm": (s.llm, origin["llm"]),
-        "embed_model": (s.embed_model or "the index's own, or " + config.DEFAULT_EMBED_MODEL, origin["embed_model"]),
+        "embed_model": (s.embed_model or "the index's own, or " + rag.DEFAULT_EMBED_MODEL, origin["embed_model"]),
         "rerank_model": (
             s.rerank_model or "mlx-community/Qwen3-Reranker-0.6B-4bit (with a GPU)",
             origin["rerank_model"],
