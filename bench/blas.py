@@ -21,9 +21,10 @@ import time
 
 def child(args: argparse.Namespace) -> dict:
     import rag
-    from ingest import _blas
 
-    result: dict = {"blas": _blas.status()}
+    rag.tune_cpu(os.environ.get("RAG_BLAS", "auto"))
+
+    result: dict = {"blas": rag.cpu_status()}
     if args.data:
         with tempfile.TemporaryDirectory() as tmp:
             index = rag.open_index(tmp, embed_model=args.embed_model)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -26,15 +27,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import rag  # noqa: E402,F401  (first: it preloads the fast BLAS, which must happen before mlx loads)
+import rag
 from rag.generate import MLXGenerator  # noqa: E402
+
+rag.tune_cpu(os.environ.get("RAG_BLAS", "auto"))  # before mlx loads, as the CLI does
 
 PROMPT_WORDS = "The boiler manual explains how to reset the heating system after a power cut. " * 40
 
 
 def read_bandwidth(mbytes: int = 1024) -> dict[str, float]:
     """GB/s reading a float32 buffer of `mbytes` MB: MLX matrix-vector product and numpy sum (best of 5)."""
-    import mlx.core as mx  # here, not at the top: an import sorter would put it before `import rag`
+    import mlx.core as mx  # after rag.tune_cpu() above
     import numpy as np
 
     cols = 4096

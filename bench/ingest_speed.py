@@ -33,14 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-import rag  # noqa: F401  (before mlx: loads the fast BLAS)
+import rag
 from ingest import embed as embed_module
 from ingest import pipeline
-from ingest._blas import status as blas_status
 from ingest.chunking import ChunkConfig
 from ingest.discover import discover
 from ingest.embed import MLXEmbedder
 from ingest.store import Store
+
+rag.tune_cpu(os.environ.get("RAG_BLAS", "auto"))  # before mlx loads, as the CLI does
 
 DEFAULT_DATA = "/work/shared/data/tldr/en"
 DEFAULT_MODEL = "~/.cache/rag-test-models/all-MiniLM-L6-v2"
@@ -246,7 +247,7 @@ def main() -> None:
         result = {
             "data": args.data,
             "limit": args.limit,
-            "blas": blas_status(),
+            "blas": rag.cpu_status(),
             "mlx_streams": len(embedder._streams()),
             "fast_cpu_kernels": embedder.fast_cpu_kernels,
             "ingest": ingest,

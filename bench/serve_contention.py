@@ -23,7 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import rag  # before anything that imports mlx (rag picks the BLAS)
+import rag
+
+rag.tune_cpu(os.environ.get("RAG_BLAS", "auto"))  # before mlx loads, as the CLI does
 
 MODELS = Path(os.environ.get("RAG_TEST_MODELS", Path.home() / ".cache" / "rag-test-models"))
 QUESTION = "Where is the spare key hidden? Explain every detail at length."  # SmolLM2 answers it, long

@@ -12,15 +12,18 @@ chunks; nothing is embedded), so it runs the same on an older checkout for a bef
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
 
-import rag  # noqa: F401  (CPU tuning before mlx, as the CLI does)
+import rag
 from ingest.chunking import chunk_blocks
 from ingest.embed import MLXEmbedder
 from ingest.errors import RagError
 from ingest.loaders import load
+
+rag.tune_cpu(os.environ.get("RAG_BLAS", "auto"))  # before mlx loads, as the CLI does
 
 KINDS = {
     "ligature": lambda t: any(0xFB00 <= ord(c) <= 0xFB06 for c in t),

@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-import rag  # import rag before anything else that imports mlx: it loads the fast BLAS on Linux
+import rag
+
+# This script owns its process, so it may tune it for MLX on the CPU (on Linux: an optimized BLAS, ~15x
+# faster float32). Call it before anything imports mlx; a library embedding rag would leave it to its app.
+rag.tune_cpu()
 
 
 def main() -> None:

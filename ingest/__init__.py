@@ -6,17 +6,11 @@ embed (chunks -> vectors, MLX), store (LanceDB rows + provenance, atomic per bat
 incremental run with a per-file report), watch (re-run it as files change).
 ingest never imports rag; rag reads what ingest writes.
 
-Importing this package first loads an optimized BLAS for MLX on Linux (see ingest/_blas.py) and keeps
-MLX's large CPU temporaries in the heap (see ingest/_malloc.py).
+Importing it changes nothing in the process; CPU tuning for MLX is explicit (`ingest.cpu.tune_cpu`).
 """
 
-from ingest import _blas, _malloc
-
-_blas.preload()
-_malloc.tune()
-
-from ingest.chunking import ChunkConfig  # noqa: E402
-from ingest.pipeline import IndexReport, Progress, index_paths  # noqa: E402
-from ingest.store import ChunkRow, Store  # noqa: E402
+from ingest.chunking import ChunkConfig
+from ingest.pipeline import IndexReport, Progress, index_paths
+from ingest.store import ChunkRow, Store
 
 __all__ = ["ChunkConfig", "ChunkRow", "IndexReport", "Progress", "Store", "index_paths"]

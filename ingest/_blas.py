@@ -6,11 +6,11 @@ faster BLAS loaded with RTLD_GLOBAL *before the first `import mlx`* takes its pl
 on a 2-core machine makes it collapse. Debian's OpenBLAS 0.3.21 is deliberately not searched for: its
 single-row products make LLM decode ~3x slower.
 
-This is the one place that reads the environment at import time, because it must act before MLX loads:
-  RAG_BLAS=off        do nothing (use MLX's bundled BLAS)
-  RAG_BLAS=/path.so   load this library instead of MKL
-It does nothing on macOS (MLX uses Accelerate/Metal there) and never raises: on failure MLX still works,
-only slower, and `status()` says why.
+Nothing happens on import: `preload` is called by `ingest.cpu.tune_cpu`, which the program that owns the
+process (the CLI, the server, a benchmark) calls before MLX loads. `choice` is "auto" (find MKL), "off"
+(use MLX's bundled BLAS) or the path of a BLAS library to load instead. It does nothing on macOS (MLX
+uses Accelerate/Metal there) and never raises: on failure MLX still works, only slower, and `status()`
+says why.
 """
 
 from __future__ import annotations
@@ -29,20 +29,20 @@ def _candidates() -> list[Path]:
     return [Path(p) / "lib" / n for p in prefixes for n in names]
 
 
-def preload() -> None:
-    """Load the optimized BLAS once; safe to call repeatedly."""
+def preload(choice: str = "auto") -> None:
+    """Load the optimized BLAS once; later calls do nothing."""
     if _STATE.get("done"):
         return
     _STATE["done"] = "1"
-    choice = os.environ.get("RAG_BLAS", "auto").strip()
+    choice = choice.strip() or "auto"
     if not sys.platform.startswith("linux"):
         _STATE["blas"] = "platform default (not Linux)"
         return
     if choice.lower() in ("off", "0", "none", "false"):
-        _STATE["blas"] = "bundled reference BLAS (RAG_BLAS=off)"
+        _STATE["blas"] = "bundled reference BLAS (turned off: RAG_BLAS=off)"
         return
     if "mlx.core" in sys.modules:
-        _STATE["detail"] = "mlx was loaded before this package; load rag (or ingest) before mlx to get the fast BLAS"
+        _STATE["detail"] = "mlx was imported before rag.tune_cpu(); call it before importing mlx to get the fast BLAS"
         return
     paths = [Path(choice)] if choice.lower() != "auto" else _candidates()
     for path in paths:
@@ -66,6 +66,11 @@ def preload() -> None:
 def loaded() -> bool:
     """True if an optimized BLAS was loaded into this process before MLX."""
     return _STATE.get("loaded") == "1"
+
+
+def tried() -> bool:
+    """True once `preload` has run in this process."""
+    return _STATE.get("done") == "1"
 
 
 def status() -> str:

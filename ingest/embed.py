@@ -26,10 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ingest import _blas
 from ingest.models import cast_for_cpu, check_tokenizer, fingerprint, load_failure, read_config, resolve_model
-
-_blas.preload()
 
 DEFAULT_BATCH_TOKENS = 8192  # tokens per forward pass (batch rows x padded length)
 # On the CPU, smaller batches keep each layer's temporaries in cache: 1024 tokens (512 per stream) embedded

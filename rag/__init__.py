@@ -7,21 +7,19 @@
     print(answer.text, [s.location for s in answer.cited_sources])
 
 The read side of the project: retrieve from the LanceDB index that `ingest` writes, prompt an mlx-lm
-chat model with numbered sources, stream the answer. Importing rag loads an optimized BLAS for MLX on
-Linux first (see ingest/_blas.py), so import it before anything that imports mlx.
+chat model with numbered sources, stream the answer. Importing rag changes nothing in your process: on
+a Linux CPU, call `rag.tune_cpu()` before anything imports mlx for ~15x faster float32 (an optimized
+BLAS with one thread, malloc thresholds; see ingest/cpu.py). The `rag` CLI does.
 """
 
-from ingest import _blas
-
-_blas.preload()
-
-from ingest.chunking import ChunkConfig  # noqa: E402
-from ingest.embed import Embedder, MLXEmbedder  # noqa: E402
-from ingest.pipeline import IndexReport, Progress  # noqa: E402
-from rag.chat import Conversation, Turn, standalone_question  # noqa: E402
-from rag.defaults import *  # noqa: E402, F403 - every default, listed in rag.defaults.__all__
-from rag.doctor import SetupCheck, check_setup  # noqa: E402
-from rag.errors import (  # noqa: E402
+from ingest.chunking import ChunkConfig
+from ingest.cpu import CpuTuningWarning, cpu_status, tune_cpu
+from ingest.embed import Embedder, MLXEmbedder
+from ingest.pipeline import IndexReport, Progress
+from rag.chat import Conversation, Turn, standalone_question
+from rag.defaults import *  # noqa: F403 - every default, listed in rag.defaults.__all__
+from rag.doctor import SetupCheck, check_setup
+from rag.errors import (
     CorruptIndex,
     EmbedderMismatch,
     IndexIncomplete,
@@ -32,10 +30,10 @@ from rag.errors import (  # noqa: E402
     RagError,
     UnsupportedFile,
 )
-from rag.generate import Generator, MLXGenerator, Piece  # noqa: E402
-from rag.index import Index, open_index  # noqa: E402
-from rag.rerank import MLXReranker, Reranker  # noqa: E402
-from rag.types import (  # noqa: E402
+from rag.generate import Generator, MLXGenerator, Piece
+from rag.index import Index, open_index
+from rag.rerank import MLXReranker, Reranker
+from rag.types import (
     Answer,
     DoneEvent,
     Event,
@@ -51,10 +49,13 @@ from rag.types import (  # noqa: E402
 
 __version__ = "0.1.0"
 
-from rag import defaults as _defaults  # noqa: E402
+from rag import defaults as _defaults
 
 __all__ = [
     *_defaults.__all__,
+    "CpuTuningWarning",
+    "cpu_status",
+    "tune_cpu",
     "SetupCheck",
     "check_setup",
     "standalone_question",

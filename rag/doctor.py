@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import rag
-from ingest import _blas
+from ingest.cpu import blas_loaded, cpu_status
 from ingest.errors import RagError
 from ingest.models import read_config
 from ingest.store import META_FILE, SCHEMA_VERSION, VECTOR_INDEX_MIN_ROWS, Store
@@ -132,11 +132,14 @@ def _mlx() -> SetupCheck:
 
 
 def _blas_check() -> SetupCheck:
-    state = _blas.status()
-    if _blas.loaded():
+    state = cpu_status()
+    if blas_loaded():
         return SetupCheck("blas", True, state)
     return SetupCheck(
-        "blas", False, state, "`pip install mkl` and import rag before mlx (float32 on the CPU is ~15x faster)"
+        "blas",
+        False,
+        state,
+        "`pip install mkl`, and call rag.tune_cpu() before mlx is imported (float32 on the CPU is ~15x faster)",
     )
 
 

@@ -22,11 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ingest import _blas
 from ingest.models import cast_for_cpu, check_tokenizer, load_failure, resolve_model
 from rag.defaults import DEFAULT_MAX_TOKENS
-
-_blas.preload()
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 

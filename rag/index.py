@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest import _blas
 from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkConfig
+from ingest.cpu import cpu_status
 from ingest.discover import discover
 from ingest.embed import Embedder, MLXEmbedder
 from ingest.errors import NotInIndex, RagError
@@ -477,7 +477,7 @@ class Index:
     def status(self) -> IndexStatus:
         """What is in the index and how it was built (no model is loaded)."""
         if not self.exists:
-            return IndexStatus(path=str(self.path), exists=False, blas=_blas.status())
+            return IndexStatus(path=str(self.path), exists=False, blas=cpu_status())
         store = self._open()
         meta = store.meta
         documents, chunks, collections = store.summary()  # one table version: the numbers agree
@@ -493,7 +493,7 @@ class Index:
             dim=meta["embedder"]["dim"],
             chunking=meta.get("chunking", {}),
             created=meta.get("created", ""),
-            blas=_blas.status(),
+            blas=cpu_status(),
         )
 
     def _check_query_embedder(self, store: Store) -> None:

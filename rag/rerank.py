@@ -37,16 +37,14 @@ as that special token, as in the reference implementation.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ingest import _blas
 from ingest.errors import ModelLoadError
 from rag.defaults import DEFAULT_RERANK_MODEL
 from rag.generate import load_lm
 
-_blas.preload()
-
-import mlx.core as mx  # noqa: E402
+if TYPE_CHECKING:
+    import mlx.core as mx
 
 DEFAULT_INSTRUCTION = "Given a question, retrieve passages from the user's documents that answer it"
 DEFAULT_MAX_PASSAGE_TOKENS = 320
@@ -153,6 +151,7 @@ class MLXReranker:
 
     def _prefill(self, head: list[int]) -> list[tuple[mx.array, mx.array]]:
         """Keys and values of the shared head, per layer (computed once per query)."""
+        import mlx.core as mx
         from mlx_lm.models.cache import make_prompt_cache
 
         cache = make_prompt_cache(self.model)
@@ -162,6 +161,8 @@ class MLXReranker:
         return states
 
     def _score_batch(self, prefix: list[tuple[mx.array, mx.array]] | None, seqs: list[list[int]]) -> list[float]:
+        import mlx.core as mx
+
         lengths = [len(s) for s in seqs]
         width = max(lengths)
         # Right padding: causal attention means no real token attends to the padding after it.
@@ -196,6 +197,7 @@ def answer_token_ids(tokenizer: Any, spec: str) -> tuple[int, int]:
 
 
 def _repeated(keys: mx.array, values: mx.array, n: int):
+    import mlx.core as mx
     from mlx_lm.models.cache import KVCache
 
     cache = KVCache()
@@ -210,6 +212,8 @@ def _last_position_head(model: Any) -> Callable[[mx.array], mx.array] | None:
     Most mlx-lm models are `Model(model=<body>, lm_head | tied embeddings)`; the shortcut is checked once
     against the full model call. None (use the full call) for models that do not match it.
     """
+    import mlx.core as mx
+
     body = getattr(model, "model", None)
     args = getattr(model, "args", None)
     if getattr(args, "tie_word_embeddings", False) and hasattr(getattr(body, "embed_tokens", None), "as_linear"):

@@ -15,6 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rag
+
+# The test run owns its process, like the CLI: tune it for MLX before any test imports mlx.
+rag.tune_cpu(os.environ.get("RAG_BLAS", "auto"))
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RAG_SHARED", ROOT.parent / "shared"))
 DATA = SHARED / "data"

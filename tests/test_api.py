@@ -20,7 +20,7 @@ def test_public_api_is_curated_and_importable():
         "IndexNotFound IndexReport IndexStatus LoadError MLXEmbedder MLXGenerator MLXReranker ModelLoadError "
         "NotInIndex Piece Progress RagError Reranker Sentence Source SourcesEvent ThinkingEvent Timings "
         "TokenEvent Turn UnsupportedFile open_index".split()
-        + "SetupCheck check_setup standalone_question".split()
+        + "CpuTuningWarning SetupCheck check_setup cpu_status standalone_question tune_cpu".split()
         + rag.defaults.__all__
     )
     for name in rag.__all__:
@@ -37,24 +37,65 @@ def test_example_app_indexes_and_answers(docs, minilm_path, smollm2_path, tmp_pa
     assert "flowerpot" in run.stdout.lower() and "[1] house.md" in run.stdout
 
 
-def _blas_in_subprocess(env_extra: dict[str, str]) -> str:
-    env = dict(os.environ, **env_extra)
-    code = "import rag; from ingest import _blas; print(_blas.status())"
+def _in_subprocess(code: str, env_extra: dict[str, str] | None = None) -> str:
+    env = dict(os.environ, **(env_extra or {}))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
 
 
+def test_importing_the_library_changes_nothing_in_the_process():
+    """No BLAS loaded, no thread counts set, malloc untouched, mlx not imported — until tune_cpu()."""
+    code = (
+        "import os, sys, json\n"
+        "before = {k: os.environ.get(k) for k in ('MKL_NUM_THREADS', 'OMP_NUM_THREADS')}\n"
+        "import rag, ingest, rag.cli\n"
+        "libs = open('/proc/self/maps').read() if sys.platform.startswith('linux') else ''\n"
+        "print(json.dumps({'env': {k: os.environ.get(k) for k in before}, 'before': before,\n"
+        "  'mkl': 'libmkl_rt' in libs, 'mlx': 'mlx.core' in sys.modules, 'status': rag.cpu_status()}))"
+    )
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+    got = json.loads(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    )
+    assert got["env"] == got["before"] == {"MKL_NUM_THREADS": None, "OMP_NUM_THREADS": None}
+    assert not got["mkl"] and not got["mlx"]
+    assert got["status"].startswith("not tuned")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS preload is Linux-only")
-def test_fast_blas_is_preloaded_with_one_thread_and_can_be_turned_off():
-    on = _blas_in_subprocess({"RAG_BLAS": "auto"})
-    assert "libmkl_rt" in on and "1 thread" in on
-    off = _blas_in_subprocess({"RAG_BLAS": "off"})
+def test_tune_cpu_loads_the_fast_blas_with_one_thread_and_can_be_turned_off():
+    code = "import os, rag; print(rag.tune_cpu(os.environ['RAG_BLAS']))"
+    on = _in_subprocess(code, {"RAG_BLAS": "auto"})
+    assert "libmkl_rt" in on and "1 thread" in on and "malloc thresholds" in on
+    off = _in_subprocess(code, {"RAG_BLAS": "off"})
     assert "RAG_BLAS=off" in off and "libmkl_rt" not in off
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS preload is Linux-only")
+def test_tune_cpu_after_mlx_warns_once_and_says_so_in_the_status():
+    code = (
+        "import warnings, mlx.core, rag\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    rag.tune_cpu(); rag.tune_cpu()\n"
+        "print(len([w for w in seen if issubclass(w.category, rag.CpuTuningWarning)]), rag.cpu_status())"
+    )
+    count, status = _in_subprocess(code, {"RAG_BLAS": "auto"}).split(" ", 1)
+    assert count == "1" and "mlx was imported before rag.tune_cpu()" in status
+
+
+def test_the_cli_tunes_its_process(tmp_path):
+    code = "import sys; from rag.cli import app; sys.argv = ['rag', 'status']; app()"
+    out = _in_subprocess(code, {"RAG_BLAS": "auto", "RAG_HOME": str(tmp_path)})
+    blas_line = next(line for line in out.splitlines() if line.startswith("blas"))
+    assert "not tuned" not in blas_line and "malloc" in blas_line
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="BLAS preload is Linux-only")
 def test_preloaded_blas_gives_the_same_embeddings(minilm_path):
     code = (
-        "import rag, numpy as np, sys; e = rag.MLXEmbedder(sys.argv[1]); "
+        "import os, rag, numpy as np, sys; rag.tune_cpu(os.environ['RAG_BLAS']); e = rag.MLXEmbedder(sys.argv[1]); "
         "np.save(sys.stdout.buffer, e.embed(['The boiler reset button is red.', 'Bleed radiators in October.']))"
     )
     import io

@@ -12,6 +12,7 @@ Only this module reads the environment for settings; the library API takes expli
     RAG_API_KEY      key `rag serve` requires (`Authorization: Bearer <key>`); needed off loopback
     RAG_RERANK_MODEL reranker (hub id or local folder); reranking is on by default only with a GPU
     RAG_LOG          "off" stops the question log (rag log); on by default
+    RAG_BLAS         "off": keep MLX's bundled BLAS; a path: load that BLAS library (default: MKL if installed)
 """
 
 from __future__ import annotations

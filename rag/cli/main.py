@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -69,6 +70,8 @@ def main(
     ] = False,
 ) -> None:
     state["debug"] = debug
+    # The CLI owns its process: tune it for MLX on the CPU before any command imports mlx (RAG_BLAS=off to skip).
+    rag.tune_cpu(blas=os.environ.get("RAG_BLAS", "auto"))
     # pypdf logs every recoverable oddity of a PDF; failures reach the user through the report instead.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
 
