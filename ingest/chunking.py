@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ingest.errors import InvalidOption
 from ingest.loaders import Block
 
 DEFAULT_CHUNK_TOKENS = 256
@@ -35,7 +36,10 @@ class ChunkConfig:
 
     def __post_init__(self) -> None:
         if self.max_tokens < 8 or not 0 <= self.overlap_tokens < self.max_tokens // 2:
-            raise ValueError("need max_tokens >= 8 and 0 <= overlap_tokens < max_tokens / 2")
+            raise InvalidOption(
+                f"chunking of {self.max_tokens} tokens with {self.overlap_tokens} overlap",
+                "need max_tokens >= 8 and 0 <= overlap_tokens < max_tokens / 2",
+            )
 
 
 @dataclass(frozen=True)

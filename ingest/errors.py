@@ -56,6 +56,10 @@ class EmbedderMismatch(RagError):
 
 
 class NotInIndex(RagError, LookupError):
-    """A chunk id or document path that the index does not hold."""
+    """A chunk id, document path or collection that the index does not hold."""
+
+
+class InvalidOption(RagError, ValueError):
+    """An argument that is not one of its choices or out of its range (in HTTP, a 400)."""
 
     hint = "take ids and paths from search results, or see `rag status` for what is indexed"

@@ -197,6 +197,10 @@ class Index:
         """
         store = self._open()
         self._check_query_embedder(store)
+        if collection is not None and collection not in store.collections():
+            raise NotInIndex(
+                f"no collection '{collection}' in {self.path}", "see `rag collection list` for the collections"
+            )
         where = Filter(collection, tuple(path_globs), tuple(file_types))
         reranker = self.reranker if (rerank if rerank is not None else self._rerank_by_default()) else None
         if rerank and reranker is None:
@@ -306,7 +310,7 @@ class Index:
         """Delete a collection's documents from the index; returns how many chunks were removed."""
         store = self._open()
         if name not in store.collections() and not store.failures(name):
-            raise RagError(f"no collection '{name}' in {self.path}", "see `rag status` for the collections")
+            raise NotInIndex(f"no collection '{name}' in {self.path}", "see `rag collection list` for the collections")
         return store.drop_collection(name)
 
     def _check_paths(self, paths) -> None:

@@ -36,6 +36,7 @@ as that special token, as in the reference implementation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -46,6 +47,7 @@ from rag.generate import load_lm
 if TYPE_CHECKING:
     import mlx.core as mx
 
+log = logging.getLogger("rag.rerank")
 DEFAULT_INSTRUCTION = "Given a question, retrieve passages from the user's documents that answer it"
 DEFAULT_MAX_PASSAGE_TOKENS = 320
 DEFAULT_BATCH_SIZE = 8
@@ -223,5 +225,6 @@ def _last_position_head(model: Any) -> Callable[[mx.array], mx.array] | None:
     probe = mx.array([[1, 2, 3, 4]])
     try:
         return head if mx.allclose(head(body(probe)), model(probe), atol=1e-4).item() else None
-    except Exception:  # a body that is not called like this, or no head at all
+    except (TypeError, ValueError, AttributeError) as exc:  # a body not called like this, or no head at all
+        log.info("reranker: no last-position shortcut for %s (%s: %s)", type(model).__name__, type(exc).__name__, exc)
         return None

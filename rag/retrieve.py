@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ingest.embed import Embedder
-from ingest.errors import IndexIncomplete, TextIndexMissing
+from ingest.errors import IndexIncomplete, InvalidOption, TextIndexMissing
 from ingest.normalize import normalize_text
 from ingest.store import ChunkRow, Filter, Store
 from rag.defaults import DEFAULT_MODE, SEARCH_MODES
@@ -42,7 +42,7 @@ def retrieve(
 ) -> list[Source]:
     """The k best chunks for `query` in `mode` ("vector", "text" or "hybrid"), best first."""
     if mode not in MODES:
-        raise ValueError(f"unknown retrieval mode '{mode}': choose one of {', '.join(MODES)}")
+        raise InvalidOption(f"unknown retrieval mode '{mode}'", f"choose one of {', '.join(MODES)}")
     depth = max(k, candidates) if mode == "hybrid" else max(k, rerank_top if reranker else k)
     query = normalize_text(query)  # searched in the form the chunks were indexed in (ligatures, controls...)
     text_hits: list[tuple[ChunkRow, float]] = []

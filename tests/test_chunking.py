@@ -10,6 +10,7 @@ import pytest
 from conftest import data_path, make_pdf
 
 from ingest.chunking import ChunkConfig, chunk_blocks
+from ingest.errors import InvalidOption
 from ingest.loaders import Block, load
 
 
@@ -286,7 +287,7 @@ def test_a_giant_word_inside_prose_leaves_the_prose_cuts_on_whitespace(embedder,
 
 @pytest.mark.parametrize("max_tokens, overlap", [(7, 0), (0, 0), (-8, 0), (8, -1), (64, 32), (64, 40), (8, 4)])
 def test_chunk_config_rejects_invalid_values(max_tokens, overlap):
-    with pytest.raises(ValueError, match="max_tokens"):
+    with pytest.raises(InvalidOption, match="max_tokens"):  # a RagError, and a ValueError
         ChunkConfig(max_tokens, overlap)
 
 

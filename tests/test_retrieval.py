@@ -86,8 +86,15 @@ def test_text_and_hybrid_find_an_exact_code(index):
 def test_modes_agree_on_an_easy_question_and_reject_unknown_modes(index):
     for mode in ("vector", "text", "hybrid"):
         assert index.search("spare key flowerpot", k=1, mode=mode)[0].path.endswith("house.md"), mode
-    with pytest.raises(ValueError, match="unknown retrieval mode"):
+    with pytest.raises(rag.InvalidOption, match="unknown retrieval mode") as bad:
         index.search("x", mode="fuzzy")
+    assert "choose one of" in bad.value.hint
+
+
+def test_an_unknown_collection_is_named_not_searched_as_empty(index):
+    with pytest.raises(rag.NotInIndex, match="no collection 'nope'"):
+        index.search("spare key", collection="nope")
+    assert index.search("spare key", collection="default")  # the one that exists
 
 
 def test_full_text_index_follows_the_ingest_path(index, docs):

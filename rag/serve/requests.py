@@ -2,9 +2,9 @@
 request-size limit.
 
 Every error leaves as {"error": {"message", "type", "param", "code"}} with a fitting status: 400 for
-invalid requests (OpenAI's choice over 422), 401 bad key, 403 foreign Host or Origin, 404 unknown
-model/chunk/route, 413 too large, 503 busy (with Retry-After), 500 server errors (whose internals stay in
-the server log). Messages pass through a `redact` function first, so no local path leaves the machine.
+invalid requests (OpenAI's choice over 422; also any InvalidOption), 401 bad key, 403 foreign Host or
+Origin, 404 unknown model/chunk/collection/route (NotInIndex), 413 too large, 503 busy (with
+Retry-After), 500 server errors (whose internals stay in the server log). Messages pass through a `redact` function first, so no local path leaves the machine.
 No routes live here (rag/serve/http.py).
 """
 
@@ -91,6 +91,10 @@ def add_error_handlers(app: FastAPI, redact: Callable[[str], str] = str) -> None
     @app.exception_handler(rag.NotInIndex)
     async def not_found(_: Request, exc: rag.NotInIndex) -> JSONResponse:
         return reply(404, error_body(redact(exc.message), "invalid_request_error", None, "not_found"))
+
+    @app.exception_handler(rag.InvalidOption)
+    async def invalid_option(_: Request, exc: rag.InvalidOption) -> JSONResponse:
+        return reply(400, error_body(redact(str(exc)), "invalid_request_error"))
 
     @app.exception_handler(rag.RagError)
     async def rag_error(_: Request, exc: rag.RagError) -> JSONResponse:
