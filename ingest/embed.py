@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ingest import fastpaths
 from ingest.models import cast_for_cpu, check_tokenizer, fingerprint, load_failure, read_config, resolve_model
 
 DEFAULT_BATCH_TOKENS = 8192  # tokens per forward pass (batch rows x padded length)
@@ -93,10 +94,10 @@ class MLXEmbedder:
         except Exception as exc:
             hint = "it must be an mlx-embeddings model folder (config.json, *.safetensors, tokenizer.json)"
             raise load_failure("embedding model", self.id, exc, hint) from exc
-        check_tokenizer(wrapper._tokenizer, self._vocab_size, kind="embedding model", spec=self.id)
+        check_tokenizer(wrapper, self._vocab_size, kind="embedding model", spec=self.id)
         cast_for_cpu(model)
         self.fast_cpu_kernels = _fast_cpu_bert(model)
-        backend = wrapper._tokenizer.backend_tokenizer
+        backend = wrapper.backend_tokenizer  # TokenizerWrapper forwards to the HF tokenizer
         self._tok = _copy(backend)
         self._tok.no_padding()
         self._tok.no_truncation()
@@ -106,7 +107,7 @@ class MLXEmbedder:
         self._eos_id = self._missing_eos(backend)
         if self._eos_id is not None:
             self._embed_tok.enable_truncation(self.max_tokens - 1)
-        self._pad_id = wrapper._tokenizer.pad_token_id or 0
+        self._pad_id = wrapper.pad_token_id or 0
         self._model = model
         return model
 
@@ -304,6 +305,8 @@ def _fast_cpu_bert(model) -> bool:
         return False
     layers = getattr(getattr(model, "encoder", None), "layer", None)
     if not needs_float32() or not isinstance(model, bert.Model) or not layers:
+        return False
+    if not fastpaths.allowed("bert-attention"):  # another mlx-embeddings: its attention may differ
         return False
     for layer in layers:
         act = layer.intermediate.intermediate_act_fn

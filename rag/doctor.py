@@ -3,6 +3,7 @@
     platform     OS, machine, Python
     mlx          MLX version and backend (Metal / CUDA / CPU)
     blas         on Linux: whether the optimized BLAS was loaded before MLX (float32 speed on the CPU)
+    fast paths   which speed-ups over other packages' internals match the code they were tested with
     embedder, chat model, reranker
                  where each spec came from (flag / env / config file / default), where it was found (a
                  folder, the model-hub cache; offline, a model missing from the cache is named instead of
@@ -86,6 +87,7 @@ def check_setup(
     yield _mlx()
     if sys.platform.startswith("linux"):
         yield _blas_check()
+    yield _fast_paths_check()
     embed_spec, embed_origin = _embed_spec(settings, origins)
     models: dict[str, Any] = {}
     yield _model("embedder", embed_spec, embed_origin, _load_embedder, models)
@@ -141,6 +143,20 @@ def _blas_check() -> SetupCheck:
         state,
         "`pip install mkl`, and call rag.tune_cpu() before mlx is imported (float32 on the CPU is ~15x faster)",
     )
+
+
+def _fast_paths_check() -> SetupCheck:
+    from ingest import fastpaths
+    from ingest.models import needs_float32
+
+    if not needs_float32():
+        return SetupCheck("fast paths", None, "not used: MLX has a GPU")
+    found = fastpaths.report()
+    off = [f"{name}: {why}" for name, ok, why in found if not ok]
+    if not off:
+        return SetupCheck("fast paths", True, ", ".join(name for name, _, _ in found))
+    hint = "the plain code runs instead (slower, same results); the tested versions are pinned in pyproject.toml"
+    return SetupCheck("fast paths", None, "off: " + "; ".join(off), hint)
 
 
 # -- models ---------------------------------------------------------------------------------------------

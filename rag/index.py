@@ -58,6 +58,16 @@ from rag.types import (
 PROMPT_OVERHEAD_TOKENS = 64  # chat-template tokens around the messages
 
 
+def _fast_paths() -> dict[str, str]:
+    """Which speed-ups over other packages' internals this process would use (all off with a GPU)."""
+    from ingest import fastpaths
+    from ingest.models import needs_float32
+
+    if not needs_float32():
+        return {name: "off: not used where MLX has a GPU" for name in fastpaths.FAST_PATHS}
+    return {name: "on" if ok else f"off: {why}" for name, ok, why in fastpaths.report()}
+
+
 def _rough_tokens(text: str) -> int:
     return len(text) // 3 + 1
 
@@ -481,7 +491,7 @@ class Index:
     def status(self) -> IndexStatus:
         """What is in the index and how it was built (no model is loaded)."""
         if not self.exists:
-            return IndexStatus(path=str(self.path), exists=False, blas=cpu_status())
+            return IndexStatus(path=str(self.path), exists=False, blas=cpu_status(), fast_paths=_fast_paths())
         store = self._open()
         meta = store.meta
         documents, chunks, collections = store.summary()  # one table version: the numbers agree
@@ -498,6 +508,7 @@ class Index:
             chunking=meta.get("chunking", {}),
             created=meta.get("created", ""),
             blas=cpu_status(),
+            fast_paths=_fast_paths(),
         )
 
     def _check_query_embedder(self, store: Store) -> None:

@@ -40,6 +40,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ingest import fastpaths
 from ingest.errors import ModelLoadError
 from rag.defaults import DEFAULT_RERANK_MODEL
 from rag.generate import load_lm
@@ -100,7 +101,8 @@ class MLXReranker:
         self._head = _last_position_head(self.model)
         from mlx_lm.models.cache import KVCache, make_prompt_cache  # mlx-lm loads transformers: only when used
 
-        self._share_head = all(type(c) is KVCache for c in make_prompt_cache(self.model))
+        caches = make_prompt_cache(self.model)
+        self._share_head = all(type(c) is KVCache for c in caches) and fastpaths.allowed("rerank-shared-prefix")
         self._frame("")  # a chat template that loses the passage fails here, not at the first query
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:

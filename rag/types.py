@@ -170,3 +170,5 @@ class IndexStatus:
     collections: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (documents, chunks)
     failures: dict[str, dict] = field(default_factory=dict)  # path -> {reason, size, mtime_ns}
     skipped: dict[str, str] = field(default_factory=dict)  # path -> reason (a type rag doesn't read)
+    # Speed-ups over other packages' internals (ingest/fastpaths.py): name -> "on", or "off: why".
+    fast_paths: dict[str, str] = field(default_factory=dict)

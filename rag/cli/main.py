@@ -522,6 +522,9 @@ def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
                 out.print(f"  … and {len(st.skipped) - MAX_SKIPPED_SHOWN} more (--json lists them all)")
     out.print(f"llm        {s.llm}", markup=False)
     out.print(f"blas       {st.blas}", markup=False)
+    on = [name for name, state in st.fast_paths.items() if state == "on"]
+    off = [f"{name} ({state})" for name, state in st.fast_paths.items() if state != "on"]
+    out.print(f"fast paths {', '.join(on) or 'none'}" + (f"; off: {'; '.join(off)}" if off else ""), markup=False)
 
 
 def _files(n: int) -> str:
