@@ -27,7 +27,7 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.blocks import (
     MAX_BLOCK_CHARS,
@@ -152,7 +152,8 @@ class _SecondExtractor:
     gaps where pypdf's plain extraction runs words together. Any PDFium error gives "" (pypdf's text stays)."""
 
     def __init__(self, path: Path, password: str | None) -> None:
-        self.path, self.password, self._doc = path, password, None
+        self.path, self.password = path, password
+        self._doc: Any = None  # a pypdfium2.PdfDocument once opened
 
     def page_text(self, number: int) -> str:
         try:

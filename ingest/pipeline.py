@@ -17,6 +17,7 @@ This module does not decide which models to use or where the index lives: caller
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -122,7 +123,7 @@ def index_paths(
         run.plan_removals({str(f) for f in files})
         for done, path in enumerate(files, start=1):
             # phases of this file (it may take minutes): loading, embedding slices, writing
-            run.on_phase = lambda phase, p=path, d=done: tell(run.progress(p, d - 1, len(files), phase))
+            run.on_phase = functools.partial(_tell_phase, tell, run, path, done - 1, len(files))
             run.on_phase("loading")
             run.visit(path)
             tell(run.progress(path, done, len(files), "done"))
@@ -141,6 +142,10 @@ class _Pending:
     outcome: tuple[list, object]
     known: dict[int, np.ndarray] = field(default_factory=dict)
     stat: os.stat_result | None = None
+
+
+def _tell_phase(tell, run, path: Path, done: int, total: int, phase: str) -> None:
+    tell(run.progress(path, done, total, phase))
 
 
 class _Run:

@@ -101,7 +101,8 @@ def load_epub(path: Path) -> list[Block]:
     chapters = [(titles.get(name), text) for name, text in _chapters(book)]
     if not chapters:
         raise LoadError("no readable chapters (a DRM-protected EPUB?)")
-    blocks, pos = [], 0
+    blocks: list[Block] = []
+    pos = 0
     for title, text in chapters:
         blocks.extend(_chapter_blocks(title, text, pos))
         pos += len(text) + 1  # chapters' texts end in "\n" and are joined by another

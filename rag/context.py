@@ -61,7 +61,7 @@ def diversify(ranked: Sequence[Source], k: int, per_document: int = DEFAULT_PER_
 def merge_adjacent(sources: Sequence[Source]) -> list[Source]:
     """Merge chunks of the same document and page whose chunk indexes are consecutive; keep rank order
     by each merged group's best (first-ranked) chunk."""
-    rank = {}
+    rank: dict[str, int] = {}
     for i, s in enumerate(sources):
         rank.setdefault(s.chunk_id, i)
     groups: dict[tuple, list[Source]] = {}

@@ -127,7 +127,7 @@ def _mlx() -> SetupCheck:
         hint = "on Linux install mlx[cpu] (plain `mlx` has no runtime there); on a Mac, `pip install mlx`"
         return SetupCheck("mlx", False, f"cannot import mlx: {exc}", hint)
     backend = _gpu_backend()
-    detail = f"{mx.__version__}, {backend or 'CPU'} backend"
+    detail = f"{getattr(mx, '__version__', '?')}, {backend or 'CPU'} backend"
     if backend:
         return SetupCheck("mlx", True, detail)
     return SetupCheck("mlx", True, detail + "; no GPU: answers are slower, and reranking is off by default")
@@ -249,7 +249,8 @@ def _weights(folder: Path, model) -> str:
     config = read_config(folder)
     quant = config.get("quantization") or config.get("quantization_config") or {}
     dtypes: dict[str, set[str]] = {"weight": set(), "scales": set()}
-    for name, value in tree_flatten(model.parameters()):
+    params: list[tuple[str, Any]] = tree_flatten(model.parameters())  # type: ignore[assignment]
+    for name, value in params:
         kind = name.rsplit(".", 1)[-1]
         if kind in dtypes:
             dtypes[kind].add(str(value.dtype).removeprefix("mlx.core."))

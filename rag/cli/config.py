@@ -100,7 +100,8 @@ def origins(
     "default" (for `rag doctor`, which says it next to each model)."""
     env = os.environ if env is None else env
     file = _read_config(default_home(env) / "config.toml")
-    layers = {"index": (index, "RAG_INDEX"), "llm": (llm, "RAG_LLM"), "embed_model": (embed_model, "RAG_EMBED_MODEL")}
+    layers: dict[str, tuple[object, str]] = {"index": (index, "RAG_INDEX"), "llm": (llm, "RAG_LLM")}
+    layers |= {"embed_model": (embed_model, "RAG_EMBED_MODEL")}
     layers |= {"rerank_model": (rerank_model, "RAG_RERANK_MODEL"), "k": (k, "RAG_K")}
     found = {key: _pick(flag, env_name, key, env, file)[1] for key, (flag, env_name) in layers.items()}
     if found["llm"] == "default" and (preset or env.get("RAG_PRESET") or file.get("preset")):

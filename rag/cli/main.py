@@ -469,8 +469,8 @@ def doctor(
     as_json: JsonOpt = False,
 ) -> None:
     """Check this machine's set-up: MLX, BLAS, each model (found, loads, quantization), speed, the index, disk."""
-    flags = dict(index=index, embed_model=embed_model, llm=llm, preset=preset, rerank_model=rerank_model)
-    s, origins = config.resolve(**flags), config.origins(**flags)
+    s = config.resolve(index=index, embed_model=embed_model, llm=llm, preset=preset, rerank_model=rerank_model)
+    origins = config.origins(index=index, embed_model=embed_model, llm=llm, preset=preset, rerank_model=rerank_model)
     checks = []
     found = rag.check_setup(
         index=s.index, llm=s.llm, embed_model=s.embed_model, rerank_model=s.rerank_model, origins=origins, rerank=rerank

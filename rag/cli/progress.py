@@ -52,8 +52,15 @@ def _bar(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
         def update(p: rag.Progress) -> None:
             rate = p.chunks / max(time.perf_counter() - started, 1e-9)
             total = p.total or None  # unknown while discovering: the bar pulses instead of "0/0"
-            fields = dict(chunks=p.chunks, rate=rate, file=escape(_short(p.path)), phase=p.phase)
-            bar.update(task, completed=p.done, total=total, **fields)
+            bar.update(
+                task,
+                completed=p.done,
+                total=total,
+                chunks=p.chunks,
+                rate=rate,
+                file=escape(_short(p.path)),
+                phase=p.phase,
+            )
 
         yield update
 
@@ -61,11 +68,12 @@ def _bar(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
 @contextmanager
 def _logger(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
     started = time.perf_counter()
-    state = {"last": started, "seen": None}
+    last = [started]  # when the last line was printed
+    seen: list[rag.Progress] = []  # the latest progress, once there is one
     lock = threading.Lock()
 
     def line(p: rag.Progress, now: float) -> None:
-        state["last"] = now
+        last[0] = now
         rate = p.chunks / max(now - started, 1e-9)
         where = f" — {p.path}" if p.path else ""
         console.print(
@@ -76,9 +84,9 @@ def _logger(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
 
     def update(p: rag.Progress) -> None:
         with lock:
-            state["seen"] = p
+            seen[:] = [p]
             now = time.perf_counter()
-            if now - state["last"] >= LOG_EVERY_S or (p.done == p.total and p.phase == "done"):
+            if now - last[0] >= LOG_EVERY_S or (p.done == p.total and p.phase == "done"):
                 line(p, now)
 
     stop = threading.Event()
@@ -87,8 +95,8 @@ def _logger(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
         while not stop.wait(HEARTBEAT_S / 4):
             with lock:
                 now = time.perf_counter()
-                if state["seen"] is not None and now - state["last"] >= HEARTBEAT_S:
-                    line(state["seen"], now)
+                if seen and now - last[0] >= HEARTBEAT_S:
+                    line(seen[0], now)
 
     ticker = threading.Thread(target=heartbeat, name="rag-progress", daemon=True)
     ticker.start()
