@@ -3,7 +3,8 @@
 Models load lazily on first use and are then shared: searching loads only the embedder, asking also
 loads the chat model. The embedder of an existing index is the one recorded in its provenance unless
 the caller names another, which must be the same model (`EmbedderMismatch` otherwise).
-This module wires stages together; retrieval, prompting and generation live in their own modules.
+This module wires stages together; retrieval, prompting and generation live in their own modules, and
+what an answer does with its sources (the gate, the retry, refusals, the citation check) in answer.py.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from ingest.loaders import LOADERS
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
 from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_collection_name, check_embedder
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
+from rag.answer import Retrieved, answer_events
 from rag.chat import Conversation
-from rag.citations import check, words
 from rag.context import assemble, fit_budget, merge_adjacent, named_document
 from rag.defaults import (
     DEFAULT_CONTEXT_TOKENS,
@@ -38,22 +39,11 @@ from rag.defaults import (
     DEFAULT_MODE,
 )
 from rag.generate import Generator, MLXGenerator, elapsed_ms
-from rag.prompt import build_messages, is_refusal, not_found_text
+from rag.prompt import build_messages
 from rag.refusal import Gate, gate_for
 from rag.retrieve import retrieve
 from rag.retrieve import source_from_row as _source
-from rag.stream import ReplyFilter
-from rag.types import (
-    Answer,
-    DoneEvent,
-    Event,
-    IndexStatus,
-    Source,
-    SourcesEvent,
-    ThinkingEvent,
-    Timings,
-    TokenEvent,
-)
+from rag.types import Answer, DoneEvent, Event, IndexStatus, Source
 
 PROMPT_OVERHEAD_TOKENS = 64  # chat-template tokens around the messages
 
@@ -363,82 +353,21 @@ class Index:
         Sources come from `context` (search options: mode, rerank, path_globs, file_types), cut to fit
         `context_tokens` (capped by the model's window) minus the answer's `max_tokens`; a question that
         names an indexed document ("summarise report.pdf") gets that whole document when it fits.
-        Unless `allow_general`, a question whose sources fall below the calibrated relevance gate
-        (refusal.py), or whose answer says the sources don't hold it, ends as a refusal: Answer.refused,
-        with the standard "not found in your documents" text and the closest sources. [n] citations
-        are checked against the sources (see citations.py). What the TokenEvents carry is exactly
-        `Answer.text` (stream.py holds back what may not belong to it, and ends a looping reply at its
-        first repetition: `Answer.stopped_reason`)."""
+        What happens to them is the answer policy (rag/answer.py): unless `allow_general`, a question
+        whose sources fall below the calibrated relevance gate, or whose answer says the sources don't
+        hold it, ends as a refusal (Answer.refused, Answer.refusal_reason says why), with the standard
+        "not found in your documents" text and the closest sources; [n] citations are checked against
+        the sources. What the TokenEvents carry is exactly `Answer.text`; a looping reply ends at its
+        first repetition (`Answer.stopped_reason`)."""
         self._open()  # a missing index fails before any model loads
         self.embedder, self.generator  # load both models before the clock starts  # noqa: B018
         started = time.perf_counter()
         budget = self._source_budget(question, max_tokens, context_tokens)
         sources, judged, whole = self._answer_sources(question, k, widen, collection, budget, search_options)
-        retrieval_ms = elapsed_ms(started)
-        yield SourcesEvent(sources)
-        if not allow_general and not whole:
-            refuse, why = self.gate.refuses(question, judged)
-            if refuse:
-                text = not_found_text(question)
-                yield TokenEvent(text)
-                timings = Timings(retrieval_ms=retrieval_ms, total_ms=elapsed_ms(started))
-                yield DoneEvent(Answer(question, text, sources, timings, refused=True, refusal_reason=why))
-                return
-        reply = _Reply(started, len(sources), {w for s in sources for w in words(s.location)})
-        messages = build_messages(question, sources, allow_general=allow_general)
-        yield from reply.stream(self.generator.stream(messages, max_tokens=max_tokens, thinking=thinking))
-        # nothing was shown: bare [n] markers / source labels, or "not in the sources" where retrieval is
-        # surer than for 95% of unanswerable questions. Ask once more, plainly, without the citation format.
-        held = reply.held_back
-        retry = held == "no words" or (
-            held == "refusal" and self.gate.probability(question, judged) > self.gate.confident
+        retrieved = Retrieved(question, sources, judged, whole, started, elapsed_ms(started))
+        yield from answer_events(
+            retrieved, self.generator, self.gate, allow_general=allow_general, thinking=thinking, max_tokens=max_tokens
         )
-        if retry and not allow_general and not whole:
-            plain = build_messages(question, sources, plain=True)
-            yield from reply.stream(self.generator.stream(plain, max_tokens=max_tokens, thinking=thinking))
-        yield from reply.close(release=allow_general)
-        last = reply.last
-        timings = Timings(
-            retrieval_ms=retrieval_ms,
-            first_token_ms=reply.first_token_ms,
-            total_ms=elapsed_ms(started),
-            prompt_tokens=last.prompt_tokens if last else 0,
-            cached_prompt_tokens=getattr(last, "cached_tokens", 0) if last else 0,
-            generated_tokens=last.generated_tokens if last else 0,
-            tokens_per_s=last.generation_tps if last else 0.0,
-        )
-        stopped = reply.stopped or ("max_tokens" if last and last.generated_tokens >= max_tokens else "end")
-        thinking_text = "".join(reply.thought).strip()
-        shown = reply.filter.shown
-        reason = ""
-        if not shown:  # nothing of the reply was shown: no words, or a refusal
-            reason = (
-                "the model gave no answer"
-                if reply.held_back == "no words"
-                else "the model found no answer in the sources"
-            )
-            shown = not_found_text(question)
-            yield TokenEvent(shown)
-        elif not allow_general and is_refusal(shown):  # a refusal in the model's own words, already shown
-            reason = "the model found no answer in the sources"
-        if reason:
-            answer = Answer(question, shown, sources, timings, thinking_text, True, reason, stopped_reason=stopped)
-        else:
-            checked = check(shown, sources)
-            assert checked.text == shown  # the text was checked while it streamed: it reads as it was shown
-            answer = Answer(
-                question,
-                shown,
-                sources,
-                timings,
-                thinking_text,
-                invalid_citations=tuple(reply.filter.invalid),
-                unsupported_citations=checked.unsupported,
-                sentences=checked.sentences,
-                evidence=checked.evidence,
-                stopped_reason=stopped,
-            )
-        yield DoneEvent(answer)
 
     def chat(self, **ask_options) -> Conversation:
         """A conversation over this index: follow-ups are rewritten into standalone questions before
@@ -514,54 +443,6 @@ class Index:
     def _check_query_embedder(self, store: Store) -> None:
         if self._embed_spec is not None:
             check_embedder(store.meta, self._embedder_meta(), self.path)
-
-
-class _Reply:
-    """Streams a generator's pieces as events, showing only what stream.ReplyFilter lets through (so a
-    reply of bare [n] markers or a refusal is never shown and can be asked again, and a looping reply
-    ends at its first repetition). A second `stream` replaces a reply nothing of which was shown."""
-
-    def __init__(self, started: float, n_sources: int, labels: set[str] = frozenset()) -> None:
-        self.started = started
-        self.n_sources, self.labels = n_sources, labels
-        self.filter = ReplyFilter(n_sources, labels)
-        self.thought: list[str] = []
-        self.first_token_ms = 0.0
-        self.last = None
-
-    @property
-    def held_back(self) -> str:
-        return self.filter.held_back
-
-    @property
-    def stopped(self) -> str:
-        return self.filter.stopped
-
-    def stream(self, pieces) -> Iterator[Event]:
-        if not self.filter.shown:
-            self.filter = ReplyFilter(self.n_sources, self.labels)
-        try:
-            for piece in pieces:
-                self.last = piece
-                if piece.thinking:
-                    self.thought.append(piece.thinking)
-                    yield ThinkingEvent(piece.thinking)
-                yield from self._show(self.filter.feed(piece.text))
-                if self.filter.stopped:
-                    break  # the reply loops: stop generating
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
-
-    def close(self, release: bool = False) -> Iterator[Event]:
-        """The rest of the answer; `release`: also a refusal or a reply without words."""
-        yield from self._show(self.filter.close(release))
-
-    def _show(self, text: str) -> Iterator[Event]:
-        if text:
-            self.first_token_ms = self.first_token_ms or elapsed_ms(self.started)
-            yield TokenEvent(text)
 
 
 def open_index(

@@ -171,7 +171,7 @@ def _repeat_hold(text: str) -> int:
             hold = min(hold, len(text) - run + period)
     sentences = list(_sentences(text))
     if sentences:
-        partial = _normal(sentences[-1][1])
+        partial = _normal(_OPEN_MARKER.sub("", sentences[-1][1]))  # "… flowerpot [" begins like "… flowerpot [1]."
         if _LIST_MARK.fullmatch(partial) or partial.isdigit():  # "4" / "4." may open a repeated item: hold it
             hold = min(hold, sentences[-1][0])
         elif partial and any(_normal(s).startswith(partial) for _, s in sentences[:-1]):

@@ -78,6 +78,18 @@ def test_a_looping_reply_is_cut_at_its_first_repetition_and_nothing_after_the_cu
     assert (shown, f.text, f.stopped) == (kept, kept, "repetition")
 
 
+@pytest.mark.parametrize(("reply", "kept"), LOOPS)
+def test_a_loop_is_cut_at_the_same_place_however_the_reply_is_split_into_pieces(reply, kept):
+    # a piece ending in " [" hid that the sentence began like an earlier one, so its start was shown
+    # ("… Feed them on Sundays [1]. Water the tomatoes every second evening")
+    for size in range(1, 7):
+        for offset in range(size):
+            f = ReplyFilter(n_sources=3)
+            pieces = [reply[:offset], *re.findall(f".{{1,{size}}}", reply[offset:], re.S)]
+            shown = "".join(f.feed(p) for p in pieces) + f.close()
+            assert shown == kept, (size, offset)
+
+
 @pytest.mark.parametrize(
     "reply",
     [
