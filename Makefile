@@ -34,13 +34,13 @@ demo: install
 	$(BIN)/rag index --index $(INDEX) $(DOCS)
 	$(BIN)/rag ask --index $(INDEX) "$(Q)"
 
-test: install models
+test: install models lint
 	RAG_TEST_MODELS=$(MODELS) $(BIN)/python -m pytest
 
 test-all: install models
 	RAG_TEST_MODELS=$(MODELS) $(BIN)/python -m pytest -m ""
 
 lint: install
-	$(BIN)/pip install -q ruff
 	$(BIN)/ruff check ingest rag tests examples bench
 	$(BIN)/ruff format --check ingest rag tests examples bench
+	$(BIN)/mypy
