@@ -1,10 +1,10 @@
 """Load an optimized BLAS into the process before MLX is imported (Linux CPU only).
 
-The mlx-cpu wheel bundles a reference BLAS (~5 GFLOP/s). MLX resolves `cblas_sgemm` at load time, so a
-faster BLAS loaded with RTLD_GLOBAL *before the first `import mlx`* takes its place for float32 matmuls
-(~15x here). We use the pip `mkl` package's libmkl_rt with one thread: with two threads, any other process
-on a 2-core machine makes it collapse. Debian's OpenBLAS 0.3.21 is deliberately not searched for: its
-single-row products make LLM decode ~3x slower.
+The mlx-cpu wheel bundles a reference BLAS. MLX resolves `cblas_sgemm` at load time, so a faster BLAS
+loaded with RTLD_GLOBAL *before the first `import mlx`* takes its place for float32 matmuls (bench/blas.py
+measures it; the README has the figures). We use the pip `mkl` package's libmkl_rt with one thread: MKL's
+own threads collapse when another process shares the cores. Debian's OpenBLAS is deliberately not
+searched for: its single-row products make LLM decoding slower than the bundled BLAS.
 
 Nothing happens on import: `preload` is called by `ingest.cpu.tune_cpu`, which the program that owns the
 process (the CLI, the server, a benchmark) calls before MLX loads. `choice` is "auto" (find MKL), "off"

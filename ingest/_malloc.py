@@ -3,7 +3,7 @@
 MLX allocates every intermediate array with malloc. glibc serves blocks above its mmap threshold (128 KB,
 raised dynamically to the largest block freed so far) with mmap and returns freed heap tops above twice
 that to the kernel, so the attention scores of a long batch (~6 MB) came back as new zero-filled pages on
-almost every layer: page faults made a 256-token softmax ~4x slower and MiniLM ingest ~15% slower.
+almost every layer, and the page faults cost more than the softmax itself (the README's speed section).
 Fixed thresholds (32 MB, the largest glibc accepts; 64 MB kept before trimming) reuse those blocks.
 Does nothing off glibc, or when the user set MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ themselves.
 """

@@ -45,13 +45,12 @@ SKIPPED_FILE = "skipped.json"
 LOCK_FILE = "write.lock"
 DEFAULT_COLLECTION = "default"
 
-# Vector (ANN) index, chosen with bench/query.py (MiniLM-like synthetic vectors, 2-core CPU, k=10): an
-# exact scan took p50 7.5 ms at 10k chunks but 44 ms at 30k and 125 ms at 100k; IVF_SQ took 3-6 ms there,
-# built in 0.1-0.5 s and found the same top 10. So: exact below 10k chunks, indexed from 10k.
+# Vector (ANN) index from this many chunks; below it an exact scan is as fast and exact by definition.
+# Chosen with `bench/query.py` (its numbers are in the README).
 VECTOR_INDEX_MIN_ROWS = 10_000
 VECTOR_NPROBES = 20  # IVF partitions searched per query (at least; more when a filter leaves too few rows)
-# Re-rank refine_factor x k candidates with the full float32 vectors: recall@10 at 100k went from 0.98 to
-# 1.00, and the scores are exact cosine similarities instead of the 8-bit codes' rough approximations.
+# Re-rank refine_factor x k candidates with the full float32 vectors: the scores are then exact cosine
+# similarities instead of the 8-bit codes' approximations, and recall@10 rises (bench/query.py).
 VECTOR_REFINE_FACTOR = 2
 
 
@@ -328,9 +327,8 @@ class Store:
         searches scan every vector (exact, and fast enough). Rows written after the index was built are
         still found (LanceDB scans unindexed rows too); LanceDB's optimize folds them into the index. Call
         after `sync_text_index`, whose optimize already does that: this one optimizes only if rows remain
-        unindexed. The index is not retrained as the table grows: built at 50k chunks and grown to 500k,
-        it measured p50 15.5 ms and recall@10 1.000, like one rebuilt at 500k (17.5 ms, 1.000;
-        `bench/query.py --grow 50000:500000`)."""
+        unindexed. The index is not retrained as the table grows (`bench/query.py --grow` compares it with
+        a rebuilt one)."""
         index = self._vector_index_name()
         if index is None:
             if self.count_chunks() >= VECTOR_INDEX_MIN_ROWS:
@@ -503,9 +501,8 @@ def _fts_config():
 
 
 def _vector_index_config():
-    """IVF with 8-bit scalar quantisation, cosine distance, LanceDB's default partition count. At 100k
-    chunks (bench/query.py --compare) it built in 0.5 s and found the exact top 10 in 6 ms; IVF_PQ took
-    170 s to build, IVF_HNSW_SQ 55 s (recall 0.97), IVF_FLAT was slower to query, IVF_RQ less exact."""
+    """IVF with 8-bit scalar quantisation, cosine distance, LanceDB's default partition count: of the
+    index types `bench/query.py --compare` measures, the quickest to build with the exact top 10."""
     from lancedb.index import IvfSq
 
     return IvfSq(distance_type="cosine")

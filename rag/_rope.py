@@ -1,8 +1,8 @@
 """Rotary position embedding for one-token decode steps on the CPU, as one small matmul.
 
-MLX's CPU backend has no rope kernel: `mx.fast.rope` runs as a dozen separate small ops (~70 µs per
-call here), and a decoder calls it twice per layer for every generated token: 5 of SmolLM2-135M's
-36 ms per token. For a single position the rotation is one fixed (width × width) matrix, the same in
+MLX's CPU backend has no rope kernel: `mx.fast.rope` runs as a dozen separate small ops, and a decoder
+calls it twice per layer for every generated token (bench/decode.py measures the share). For a single
+position the rotation is one fixed (width × width) matrix, the same in
 every layer and for queries and keys alike, so it is built once per position (in float64, then
 float32) and each call becomes one matmul.
 

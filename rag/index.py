@@ -207,7 +207,7 @@ class Index:
             raise RagError("reranking was asked for but no reranker is configured", "pass reranker=MODEL")
         return retrieve(store, self.embedder, query, k, mode=mode, where=where, reranker=reranker)
 
-    def context(self, question: str, k: int = DEFAULT_K, *, widen: int = 0, **search_options) -> list[Source]:
+    def sources(self, question: str, k: int = DEFAULT_K, *, widen: int = 0, **search_options) -> list[Source]:
         """The k sources to answer `question` from: retrieved (3k candidates, same options as `search`),
         diversified across documents, widened by `widen` neighbouring chunks, adjacent chunks merged."""
         ranked = self.search(question, k * 3, **search_options)
@@ -407,7 +407,7 @@ class Index:
             whole = merge_adjacent([_source(row, 1.0) for row in store.document_chunks(named, collection)])
             if whole and fit_budget(whole, count, budget) == whole:  # all of it fits, uncut
                 return whole, whole, True
-        ranked = self.context(question, max(k, self.gate.k), widen=widen, collection=collection, **search_options)
+        ranked = self.sources(question, max(k, self.gate.k), widen=widen, collection=collection, **search_options)
         return fit_budget(ranked[:k], count, budget), ranked[: self.gate.k], False
 
     def ask(self, question: str, **options) -> Answer:

@@ -135,7 +135,7 @@ def test_a_follow_up_with_the_real_smollm2_retrieves_the_deadline(tmp_path, embe
     chat.history.append(_orion_turn())  # the first turn as answered; only the rewrite is under test
     question = chat.rewrite("and when is it due?")
     assert "due" in question.lower() and "orion" in question.lower(), question
-    assert "30 June 2026" in chat.index.context(question, 2)[0].text
+    assert "30 June 2026" in chat.index.sources(question, 2)[0].text
 
 
 @pytest.mark.slow
@@ -164,7 +164,7 @@ def test_the_real_qwen_model_follow_up_retrieves_the_deadline(tmp_path, embedder
     chat.history.append(_orion_turn())  # the first turn as answered; only the rewrite is under test
     question = chat.rewrite("and when is it due?")
     assert "due" in question.lower() and "orion" in question.lower(), question
-    assert "30 June 2026" in chat.index.context(question, 2)[0].text
+    assert "30 June 2026" in chat.index.sources(question, 2)[0].text
 
 
 def test_rag_chat_answers_then_shows_sources_resets_and_quits(tmp_path, folder, minilm_path, smollm2_path):

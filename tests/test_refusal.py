@@ -127,7 +127,7 @@ def test_the_gate_judges_its_calibrated_number_of_sources_whatever_k_the_model_i
     question = "Where is the spare key hidden?"
     answer = index.ask(question, k=1)
     assert len(answer.sources) == 1 and "1] " in llm.user and "[2]" not in llm.user
-    best = index.context(question, gate.k)
+    best = index.sources(question, gate.k)
     assert len(best) > 1  # the docs fixture has more than one relevant chunk to judge
     assert [s.chunk_id for s in gate.judged[-1]] == [s.chunk_id for s in best]
     assert answer.sources[0].chunk_id == best[0].chunk_id
@@ -158,7 +158,7 @@ def test_a_reply_of_bare_markers_is_never_shown_and_is_asked_again_plainly(tmp_p
 
 def test_markers_or_source_labels_again_after_the_retry_end_as_no_answer(tmp_path, docs, embedder):
     index = index_folder(tmp_path, docs, embedder, None)
-    label = index.context("Where is the spare key hidden?", 3)[0].location
+    label = index.sources("Where is the spare key hidden?", 3)[0].location
     index._generator = llm = _Replies("[1]", f"[1] {label}")
     events = list(index.stream_answer("Where is the spare key hidden?", k=3))
     answer = events[-1].answer

@@ -212,8 +212,8 @@ def test_context_widens_hits_with_their_neighbours(tmp_path, embedder):
     (folder / "long.txt").write_text(" ".join(sentences))
     idx = rag.open_index(tmp_path / "idx", embed_model=embedder)
     idx.add(folder)
-    narrow = idx.context("What is the secret ingredient of the soup?", k=1)
-    wide = idx.context("What is the secret ingredient of the soup?", k=1, widen=1)
+    narrow = idx.sources("What is the secret ingredient of the soup?", k=1)
+    wide = idx.sources("What is the secret ingredient of the soup?", k=1, widen=1)
     assert "smoked paprika" in narrow[0].text and "smoked paprika" in wide[0].text
     assert len(wide[0].text) > len(narrow[0].text) and wide[0].text.count("smoked paprika") == 1
     source = (folder / "long.txt").read_text()
