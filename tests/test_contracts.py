@@ -1,16 +1,21 @@
 """The seams other apps plug into: Embedder, Generator and Reranker declare every member the code uses,
 optional ones have their defaults, and an object that doesn't fit is refused at `open_index`, by name.
-A minimal custom embedder and generator answer end to end (real LanceDB)."""
+A minimal custom embedder and generator answer end to end (real LanceDB), as examples/custom_models.py."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import rag
 from ingest.seams import declared
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class WordsEmbedder(rag.Embedder):
@@ -140,3 +145,13 @@ def test_a_minimal_custom_embedder_and_generator_answer_with_a_citation(tmp_path
     assert not answer.refused
     assert "flowerpot" in answer.text and answer.text.endswith("[1].")
     assert answer.cited_sources[0].path.endswith("house.md")
+
+
+def test_the_custom_models_example_runs(tmp_path):
+    cmd = [sys.executable, str(ROOT / "examples" / "custom_models.py"), str(ROOT / "examples" / "docs")]
+    cmd += ["Where is the spare key hidden?", "--index", str(tmp_path / "idx")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "indexed 3 new files" in run.stdout and "0 failed" in run.stdout
+    assert "The spare key is hidden under the blue flowerpot on the back porch [1]." in run.stdout
+    assert "[1] house-notes.md › House notes cited" in run.stdout
