@@ -1,9 +1,10 @@
 """Text embeddings with an MLX model loaded by mlx-embeddings.
 
-`Embedder` is the seam (one required method, `embed`); `MLXEmbedder` is the real implementation. Texts
-are tokenized in bulk with the model's fast tokenizer, sorted by length and batched, each batch padded
-only to its own longest text; on the CPU, neighbouring batches run at once on one MLX stream per core;
-outputs are L2-normalised float32 numpy arrays in the input order.
+`Embedder` is the seam (an ABC declaring every member the code uses; ingest/seams.py checks objects
+against it); `MLXEmbedder` is the real implementation. Texts are tokenized in bulk with the model's fast
+tokenizer, sorted by length and batched, each batch padded only to its own longest text; on the CPU,
+neighbouring batches run at once on one MLX stream per core; outputs are L2-normalised float32 numpy
+arrays in the input order.
 On the CPU, BERT models get exact GELU and attention softmax built from fused multiply-adds (see
 `_fast_cpu_bert`): MLX's CPU `exp`/`erf` are scalar and took ~60% of a forward pass; outputs agree with
 the stock model to float32 rounding (cosine > 0.99999).
@@ -19,10 +20,10 @@ import json
 import math
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -38,28 +39,45 @@ MAX_CPU_STREAMS = 4
 QWEN3_QUERY_INSTRUCTION = "Given a question, retrieve passages from the user's documents that answer it"
 
 
-@runtime_checkable
-class Embedder(Protocol):
-    """Anything that turns texts into L2-normalised vectors of a fixed dimension.
+class Embedder(ABC):
+    """Anything that turns texts into L2-normalised vectors of a fixed dimension; subclass it to plug
+    your own model into `rag.open_index(embed_model=...)`.
 
-    An optional `query_prefix` attribute is prepended to search queries (Qwen3-Embedding's instruction).
+    Required: `embed` and `token_spans`, and the attributes `id` (a name, shown and recorded in the
+    index), `fingerprint` (changes when the vectors would: the index refuses vectors of another one),
+    `dim` and `max_tokens` (the longest text it embeds whole; chunks are sized below it). An attribute
+    may be set in `__init__`, on the class, or be a property.
+    Optional, with defaults here: `query_prefix` ("": prepended to search queries, for models trained
+    with an instruction, like Qwen3-Embedding).
+
+    Membership is by subclassing only: an object with the same members that does not subclass Embedder
+    is refused (with a message naming what to do), because the optional members' defaults live here and
+    the code reads them directly. Example:
+
+        class Mine(rag.Embedder):
+            id = fingerprint = "mine-v1"
+            dim, max_tokens = 64, 256
+
+            def embed(self, texts): ...        # (len(texts), 64) float32, rows L2-normalised
+            def token_spans(self, text): ...   # [(start, end) of each token], e.g. of each word
     """
 
     id: str
     fingerprint: str
     dim: int
     max_tokens: int
+    query_prefix: str = ""
 
+    @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32, each row L2-normalised."""
-        ...
 
+    @abstractmethod
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character span of each token of `text`, without special tokens (used to size chunks)."""
-        ...
 
 
-class MLXEmbedder:
+class MLXEmbedder(Embedder):
     """An mlx-embeddings model (BERT, XLM-R, ModernBERT, Qwen3-Embedding, ...) on MLX.
 
     Args:
@@ -135,7 +153,7 @@ class MLXEmbedder:
         return streams
 
     @property
-    def dim(self) -> int:
+    def dim(self) -> int:  # type: ignore[override]  # Embedder.dim may be a plain attribute; here it is lazy
         if not self._dim:
             self._dim = int(self.embed(["probe"]).shape[1])
         return self._dim

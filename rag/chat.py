@@ -20,6 +20,7 @@ from rag.citations import words
 from rag.types import Answer, DoneEvent, Event, Source
 
 if TYPE_CHECKING:
+    from rag.generate import Generator
     from rag.index import Index
 
 HISTORY_TURNS = 3  # turns shown to the rewriter
@@ -51,7 +52,7 @@ class Turn:
     answer: Answer
 
 
-def standalone_question(generator, history: Sequence[tuple[str, str]], message: str) -> str:
+def standalone_question(generator: Generator, history: Sequence[tuple[str, str]], message: str) -> str:
     """`message` rewritten by the chat model into a question that stands alone, given the earlier
     (user message, answer) pairs; `message` itself when there is no history. A rewrite that fails
     `valid_rewrite` (small models answer instead, or repeat the previous question) is replaced by the

@@ -305,7 +305,7 @@ def _speed(models: dict[str, Any]) -> Iterator[SetupCheck]:
 # -- the index --------------------------------------------------------------------------------------------
 
 
-def _index(path: Path, embedder) -> Iterator[SetupCheck]:
+def _index(path: Path, embedder: rag.Embedder | None) -> Iterator[SetupCheck]:
     if not (path / META_FILE).is_file():
         yield SetupCheck("index", None, f"none yet at {path}", "run `rag index FOLDER` to create it")
         return
@@ -318,7 +318,7 @@ def _index(path: Path, embedder) -> Iterator[SetupCheck]:
     yield SetupCheck("index", True, f"{path}: schema {SCHEMA_VERSION}, {documents} documents, {chunks} chunks")
     have = store.meta["embedder"]
     if embedder is not None:
-        same = have.get("fingerprint") == getattr(embedder, "fingerprint", None)
+        same = have.get("fingerprint") == embedder.fingerprint
         detail = f"built with {have.get('id')} (dim {have.get('dim')})"
         hint = "use the index's own --embed-model, or index into a new --index" if not same else ""
         yield SetupCheck("provenance", same, detail + ("" if same else f", not the configured {embedder.id}"), hint)

@@ -1,6 +1,7 @@
 """Text generation with an mlx-lm chat model, streamed, with Qwen3 thinking handled.
 
-`Generator` is the seam (one required method, `stream`); `MLXGenerator` is the real implementation.
+`Generator` is the seam (an ABC: `stream` required, `count_tokens`/`context_window` with defaults);
+`MLXGenerator` is the real implementation.
 Thinking is OFF by default (`enable_thinking=False` in the Qwen3 chat template); when on, everything
 between <think> and </think> is routed to `Piece.thinking` and never into the answer text, even when
 a tag arrives split across tokens.
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from ingest.models import cast_for_cpu, check_tokenizer, load_failure, resolve_model
 from rag.defaults import DEFAULT_MAX_TOKENS
@@ -62,16 +64,39 @@ class Sampling:
         )
 
 
-@runtime_checkable
-class Generator(Protocol):
-    """Anything that streams a reply to chat messages."""
+class Generator(ABC):
+    """Anything that streams a reply to chat messages; subclass it to plug your own chat model into
+    `rag.open_index(llm=...)`.
 
+    Required: `stream`, which yields `Piece`s (fill in the token counts you know; the rest default to 0).
+    Optional, with defaults here: `count_tokens` (a rough estimate, len(text) // 3 + 1: give the model's
+    tokenizer so the sources fill the context window exactly) and `context_window` (the prompt + reply
+    tokens the model takes; None: only the caller's `context_tokens` bounds the prompt).
+
+    Membership is by subclassing only: an object with a `stream` method that does not subclass Generator
+    is refused (with a message naming what to do), because the optional members' defaults live here and
+    the code reads them directly. Example:
+
+        class Echo(rag.Generator):
+            def stream(self, messages, *, max_tokens=512, thinking=False):
+                yield rag.Piece(text="You asked: " + messages[-1]["content"][-80:])
+    """
+
+    context_window: int | None = None
+
+    @abstractmethod
     def stream(
-        self, messages: Sequence[dict[str, str]], *, max_tokens: int = ..., thinking: bool = ...
-    ) -> Iterator[Piece]: ...
+        self, messages: Sequence[dict[str, str]], *, max_tokens: int = DEFAULT_MAX_TOKENS, thinking: bool = False
+    ) -> Iterator[Piece]:
+        """The reply to `messages` ({"role", "content"} dicts, system first), at most `max_tokens` long,
+        as it is generated. Thinking text (when `thinking` is on) goes in `Piece.thinking`, never `text`."""
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens `text` is for this model (default: a rough estimate of 3 characters a token)."""
+        return len(text) // 3 + 1
 
 
-class MLXGenerator:
+class MLXGenerator(Generator):
     """An mlx-lm chat model (Qwen3, Qwen2.5, Llama, SmolLM2, ...), greedy by default.
 
     Args:

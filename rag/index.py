@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from ingest.embed import Embedder, MLXEmbedder
 from ingest.errors import NotInIndex, RagError
 from ingest.loaders import LOADERS
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
+from ingest.seams import require
 from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_collection_name, check_embedder
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
 from rag.answer import Retrieved, answer_events
@@ -41,6 +43,7 @@ from rag.defaults import (
 from rag.generate import Generator, MLXGenerator, elapsed_ms
 from rag.prompt import build_messages
 from rag.refusal import Gate, gate_for
+from rag.rerank import Reranker
 from rag.retrieve import retrieve
 from rag.retrieve import source_from_row as _source
 from rag.types import Answer, DoneEvent, Event, IndexStatus, Source
@@ -72,23 +75,27 @@ class Index:
         llm: hub id, local folder, or a Generator object. Default: mlx-community/Qwen3-4B-4bit.
         reranker: hub id, local folder or a Reranker object (reranking on by default), False (off), or
             None: mlx-community/Qwen3-Reranker-0.6B-4bit, on by default only where MLX has a GPU.
+    A model object must be an instance of a subclass of rag.Embedder, rag.Generator or rag.Reranker
+    (see examples/custom_models.py); anything else raises RagError here, naming what it lacks.
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        embed_model: str | Embedder | None = None,
-        llm: str | Generator | None = None,
-        reranker: str | bool | object | None = None,
+        embed_model: str | os.PathLike[str] | Embedder | None = None,
+        llm: str | os.PathLike[str] | Generator | None = None,
+        reranker: str | os.PathLike[str] | bool | Reranker | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
-        self._rerank_spec = reranker
-        self._reranker = None if isinstance(reranker, str | bool) or reranker is None else reranker
+        # An object is checked here, at the door: one that isn't the interface fails naming what it lacks,
+        # instead of being taken for a model name and failing to load.
+        self._embedder: Embedder | None = _model_object(embed_model, Embedder, "embed_model")
+        self._generator: Generator | None = _model_object(llm, Generator, "llm")
+        self._reranker: Reranker | None = _model_object(reranker, Reranker, "reranker")
         self._embed_spec = embed_model
         self._llm_spec = llm if llm is not None else DEFAULT_LLM
-        self._embedder: Embedder | None = embed_model if isinstance(embed_model, Embedder) else None
-        self._generator: Generator | None = llm if isinstance(llm, Generator) else None
+        self._rerank_spec = reranker
         self._store: Store | None = None
         self._gate: Gate | None = None
 
@@ -214,14 +221,14 @@ class Index:
         return assemble(ranked, k, store=self._open(), widen=widen)
 
     @property
-    def reranker(self):
+    def reranker(self) -> Reranker | None:
         """The reranker (loaded on first use), or None if reranking is off for this index."""
         if self._reranker is None and self._rerank_spec is not False:
             from rag.defaults import DEFAULT_RERANK_MODEL
             from rag.rerank import MLXReranker
 
-            spec = self._rerank_spec if isinstance(self._rerank_spec, str) else DEFAULT_RERANK_MODEL
-            self._reranker = MLXReranker(spec)
+            spec = self._rerank_spec
+            self._reranker = MLXReranker(DEFAULT_RERANK_MODEL if spec is None or spec is True else str(spec))
         return self._reranker
 
     def _rerank_by_default(self) -> bool:
@@ -448,9 +455,9 @@ class Index:
 def open_index(
     path: str | os.PathLike[str],
     *,
-    embed_model: str | Embedder | None = None,
-    llm: str | Generator | None = None,
-    reranker: str | bool | object | None = None,
+    embed_model: str | os.PathLike[str] | Embedder | None = None,
+    llm: str | os.PathLike[str] | Generator | None = None,
+    reranker: str | os.PathLike[str] | bool | Reranker | None = None,
 ) -> Index:
     """Open (or prepare to create) the index at `path`. See `Index` for the arguments.
 
@@ -458,3 +465,11 @@ def open_index(
     >>> index.add("~/Documents")  # doctest: +SKIP
     """
     return Index(path, embed_model=embed_model, llm=llm, reranker=reranker)
+
+
+def _model_object(value: object, seam: type, argument: str) -> Any:
+    """`value` if it is a model object (checked against `seam`: RagError if it doesn't fit); None for
+    a spec (a hub id or folder) or None/True/False, which the model properties resolve on first use."""
+    if value is None or isinstance(value, str | os.PathLike | bool):
+        return None
+    return require(value, seam, argument)

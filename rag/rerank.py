@@ -37,8 +37,9 @@ as that special token, as in the reference implementation.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from ingest import fastpaths
 from ingest.errors import ModelLoadError
@@ -59,16 +60,20 @@ SYSTEM_PROMPT = (
 _SLOT = "\x00RAG-PASSAGE-SLOT\x00"  # stands in for the passage while the template renders
 
 
-@runtime_checkable
-class Reranker(Protocol):
-    """Anything that scores passages against a query."""
+class Reranker(ABC):
+    """Anything that scores passages against a query; subclass it to plug your own into
+    `rag.open_index(reranker=...)`. Required: `score`; nothing is optional.
 
+    Membership is by subclassing only, as for Embedder and Generator: an object with a `score` method
+    that does not subclass Reranker is refused (with a message naming what to do).
+    """
+
+    @abstractmethod
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         """Relevance of each passage in [0, 1], higher is more relevant, in the order given."""
-        ...
 
 
-class MLXReranker:
+class MLXReranker(Reranker):
     """A causal LM (a Qwen3-Reranker, or any mlx-lm chat model) judging "yes"/"no" per passage.
 
     Args:

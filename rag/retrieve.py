@@ -20,6 +20,7 @@ from ingest.errors import IndexIncomplete, InvalidOption, TextIndexMissing
 from ingest.normalize import normalize_text
 from ingest.store import ChunkRow, Filter, Store
 from rag.defaults import DEFAULT_MODE, SEARCH_MODES
+from rag.rerank import Reranker
 from rag.types import Source
 
 MODES = SEARCH_MODES
@@ -37,7 +38,7 @@ def retrieve(
     mode: str = DEFAULT_MODE,
     where: Filter | None = None,
     candidates: int = DEFAULT_CANDIDATES,
-    reranker=None,
+    reranker: Reranker | None = None,
     rerank_top: int = DEFAULT_RERANK_TOP,
 ) -> list[Source]:
     """The k best chunks for `query` in `mode` ("vector", "text" or "hybrid"), best first."""
@@ -54,7 +55,7 @@ def retrieve(
                 IndexIncomplete(f"{exc.message}: searching by meaning (vectors) only — {exc.hint}"), stacklevel=2
             )
             mode = "vector"
-    vector = embedder.embed([getattr(embedder, "query_prefix", "") + query])[0] if mode != "text" else None
+    vector = embedder.embed([embedder.query_prefix + query])[0] if mode != "text" else None
     vector_hits = store.search(vector, depth, where) if vector is not None else []
     ranked = (
         fuse([vector_hits, text_hits])
@@ -79,7 +80,7 @@ def fuse(lists: Sequence[Sequence[tuple[ChunkRow, float]]], rrf_k: int = RRF_K) 
     return [source_from_row(rows[cid], scores[cid]) for cid in order]
 
 
-def rerank(reranker, query: str, ranked: list[Source], top: int) -> list[Source]:
+def rerank(reranker: Reranker, query: str, ranked: list[Source], top: int) -> list[Source]:
     """Rescore the first `top` sources with the reranker (score = its relevance) and re-sort them."""
     head, tail = ranked[:top], ranked[top:]
     scores = reranker.score(query, [s.text for s in head])

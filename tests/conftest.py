@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import rag
+from rag import Embedder, Generator, Piece
 
 # The test run owns its process, like the CLI: tune it for MLX before any test imports mlx.
 rag.tune_cpu(os.environ.get("RAG_BLAS", "auto"))
@@ -147,7 +148,7 @@ def pdf_from_content(path: Path, contents: list[str], font: str = "Helvetica") -
     return path
 
 
-class HashEmbedder:
+class HashEmbedder(Embedder):
     """The real MiniLM tokenizer for chunk sizes; vectors from a hash of each text (no model): for tests
     of indexing where the embedding model is not the point."""
 
@@ -158,7 +159,7 @@ class HashEmbedder:
         self._tok.no_padding()
         self._tok.no_truncation()
         self.id = self.fingerprint = "hash-embedder"
-        self.dim, self.max_tokens, self.query_prefix = 8, 256, ""
+        self.dim, self.max_tokens = 8, 256
         self.fail_on = fail_on
 
     def embed(self, texts):
@@ -177,13 +178,13 @@ def hash_embedder(minilm_path):
     return HashEmbedder(minilm_path)
 
 
-class CountingEmbedder:
+class CountingEmbedder(Embedder):
     """The real embedder, counting what it is asked to embed (to assert exactly what was re-embedded)."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
         self.id, self.fingerprint, self.dim, self.max_tokens = inner.id, inner.fingerprint, inner.dim, inner.max_tokens
-        self.query_prefix = getattr(inner, "query_prefix", "")
+        self.query_prefix = inner.query_prefix
         self.texts: list[str] = []
 
     def embed(self, texts):
@@ -215,21 +216,18 @@ def assert_consistent(index_dir: Path) -> dict[tuple[str, str], int]:
 # -- a stand-in chat model and an indexed folder, for tests where the model is not the point ----------
 
 
-class ScriptedGenerator:
+class ScriptedGenerator(Generator):
     """A stand-in chat model: streams a fixed reply word by word and records the messages it was given.
-    `count_tokens`/`context_window` are exposed only when given, like a real generator's."""
+    `count_tokens`/`context_window` are Generator's defaults unless given."""
 
     def __init__(self, reply: str = "", *, count_tokens=None, context_window: int | None = None) -> None:
         self.reply = reply
         self.calls: list[list[dict[str, str]]] = []
+        self.context_window = context_window
         if count_tokens is not None:
-            self.count_tokens = count_tokens
-        if context_window is not None:
-            self.context_window = context_window
+            self.count_tokens = count_tokens  # e.g. a real model's: shadows the rough default
 
     def stream(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 512, thinking: bool = False):
-        from rag.generate import Piece
-
         self.calls.append([dict(m) for m in messages])
         pieces = re.findall(r"\s*\S+", self.reply)
         for i, piece in enumerate(pieces, 1):

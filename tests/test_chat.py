@@ -24,7 +24,7 @@ BOILERS = (
 GARDEN = "# Garden\n\nWater the tomatoes every morning. The hose is kept in the shed behind the greenhouse.\n"
 
 
-class ScriptedChat:
+class ScriptedChat(rag.Generator):
     """A chat model that answers rewrite prompts with a fixed standalone question and answer prompts
     with the first sentence of source [1]; it records every prompt it was given."""
 

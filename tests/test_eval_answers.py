@@ -24,7 +24,7 @@ from rag.eval.answers import (
     write_paragraphs,
 )
 from rag.eval.metrics import contains_answer, exact_match, squad_normalize, token_f1
-from rag.generate import Piece
+from rag.generate import Generator, Piece
 
 # -- metrics -----------------------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ REPLIES = {
 }
 
 
-class ScriptedGenerator:
+class ScriptedGenerator(Generator):
     """Replies by question, so the scores are known; the model is not what these tests are about."""
 
     def stream(self, messages, *, max_tokens=512, thinking=False):

@@ -78,7 +78,7 @@ def test_search_on_missing_index_raises_index_not_found(tmp_path, embedder):
         rag.open_index(tmp_path / "nothing", embed_model=embedder).search("anything")
 
 
-class _OtherEmbedder:
+class _OtherEmbedder(rag.Embedder):
     """A different (deterministic) embedding model: the model is not what this test is about."""
 
     id, fingerprint, dim, max_tokens = "other-model", "0000000000000000", 384, 256

@@ -115,7 +115,7 @@ class Service:
         vectors, tokens = await self.models.search(_embed, self.index, body.texts())
         if body.dimensions not in (None, vectors.shape[1]):
             raise ApiError(400, f"this embedder has {vectors.shape[1]} dimensions", param="dimensions")
-        model = self.models.redact(str(getattr(self.index.embedder, "id", MODEL)))
+        model = self.models.redact(str(self.index.embedder.id))
         return oa.embeddings_json(model, vectors, tokens, body.encoding_format)
 
     async def search(self, body: oa.SearchRequest) -> dict:
