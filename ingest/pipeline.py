@@ -87,7 +87,7 @@ class Progress:
 
 
 def index_paths(
-    paths: Iterable[str | Path],
+    paths: Iterable[str | os.PathLike[str]],
     store: Store,
     embedder: Embedder,
     chunking: ChunkConfig = ChunkConfig(),

@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DEBOUNCE_MS = 1000
 
@@ -21,7 +22,7 @@ def watch_paths(
     paths: Iterable[str | os.PathLike[str]],
     sync: Callable[[], object],
     *,
-    on_report: Callable[[object], None] | None = None,
+    on_report: Callable[[Any], None] | None = None,
     stop: threading.Event | None = None,
     debounce_ms: int = DEFAULT_DEBOUNCE_MS,
 ) -> None:

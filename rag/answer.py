@@ -192,7 +192,7 @@ class _Transcript:
             first_token_ms=self.first_token_ms,
             total_ms=elapsed_ms(self.retrieved.started),
             prompt_tokens=last.prompt_tokens if last else 0,
-            cached_prompt_tokens=getattr(last, "cached_tokens", 0) if last else 0,
+            cached_prompt_tokens=last.cached_tokens if last else 0,
             generated_tokens=last.generated_tokens if last else 0,
             tokens_per_s=last.generation_tps if last else 0.0,
         )

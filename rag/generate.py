@@ -173,14 +173,15 @@ class MLXGenerator(Generator):
             if r.finish_reason is not None:
                 more_text, more_thought = split.flush()
                 text, thought = text + more_text, thought + more_thought
-            stats = dict(
+            yield Piece(
+                text=text,
+                thinking=thought,
                 prompt_tokens=len(ids),
                 cached_tokens=reused,
                 generated_tokens=r.generation_tokens,
                 prompt_tps=r.prompt_tps,
                 generation_tps=r.generation_tps,
             )
-            yield Piece(text=text, thinking=thought, **stats)
 
     def _reuse_cache(self, ids: list[int]) -> tuple[list, int]:
         """The kept KV cache trimmed to the longest prefix `ids` shares with the previous prompt (at least
@@ -209,7 +210,7 @@ def load_lm(spec: str, *, kind: str, env_var: str, flag: str, example: str = "")
     try:
         from mlx_lm import load
 
-        model, tokenizer = load(str(folder))
+        model, tokenizer = load(str(folder))[:2]  # newer mlx-lm may return a config too
     except Exception as exc:
         hint = "it must be an mlx-lm model folder (config.json, *.safetensors, tokenizer files)"
         raise load_failure(kind, spec, exc, hint + (f", e.g. {example}" if example else "")) from exc
@@ -231,7 +232,8 @@ class ThinkSplitter:
     def feed(self, piece: str) -> tuple[str, str]:
         """Returns (answer_text, thinking_text) that is certain so far."""
         self._buffer += piece
-        answer, thought = [], []
+        answer: list[str] = []
+        thought: list[str] = []
         while self._buffer:
             tag = THINK_CLOSE if self._inside else THINK_OPEN
             at = self._buffer.find(tag)

@@ -61,10 +61,6 @@ def _fast_paths() -> dict[str, str]:
     return {name: "on" if ok else f"off: {why}" for name, ok, why in fastpaths.report()}
 
 
-def _rough_tokens(text: str) -> int:
-    return len(text) // 3 + 1
-
-
 class Index:
     """A document index on disk (LanceDB) plus the models that read and answer from it.
 
@@ -396,8 +392,8 @@ class Index:
     def _source_budget(self, question: str, max_tokens: int, context_tokens: int) -> int:
         """Tokens left for source text: the context window (capped by `context_tokens`) minus the
         prompt's fixed parts and the answer."""
-        count = getattr(self.generator, "count_tokens", None) or _rough_tokens
-        window = min(getattr(self.generator, "context_window", context_tokens) or context_tokens, context_tokens)
+        count = self.generator.count_tokens
+        window = min(self.generator.context_window or context_tokens, context_tokens)
         fixed = sum(count(m["content"]) for m in build_messages(question, [])) + PROMPT_OVERHEAD_TOKENS
         return max(window - fixed - max_tokens, 0)
 
@@ -407,7 +403,7 @@ class Index:
         """(the sources to answer from, the sources the refusal gate judges, whether they are one whole
         named document). The gate always judges its calibrated number of best sources, so answering from
         fewer (a small `k` for a small model) doesn't make it refuse more."""
-        count = getattr(self.generator, "count_tokens", None) or _rough_tokens
+        count = self.generator.count_tokens
         store = self._open()
         named = named_document(question, list(store.documents(collection)))
         if named:

@@ -185,7 +185,8 @@ class MLXReranker(Reranker):
         else:
             last = self._head(self.model.model(tokens, cache=cache)[rows, cols])
         logits = last[:, [self.no_id, self.yes_id]].astype(mx.float32)
-        return mx.softmax(logits, axis=-1)[:, 1].tolist()
+        scores: list[float] = mx.softmax(logits, axis=-1)[:, 1].tolist()  # type: ignore[assignment]
+        return scores
 
 
 def answer_token_ids(tokenizer: Any, spec: str) -> tuple[int, int]:
@@ -223,12 +224,14 @@ def _last_position_head(model: Any) -> Callable[[mx.array], mx.array] | None:
     """
     import mlx.core as mx
 
-    body = getattr(model, "model", None)
+    body: Any = getattr(model, "model", None)
     args = getattr(model, "args", None)
     if getattr(args, "tie_word_embeddings", False) and hasattr(getattr(body, "embed_tokens", None), "as_linear"):
         head = body.embed_tokens.as_linear
     else:
         head = getattr(model, "lm_head", None)
+    if body is None or head is None:
+        return None
     probe = mx.array([[1, 2, 3, 4]])
     try:
         return head if mx.allclose(head(body(probe)), model(probe), atol=1e-4).item() else None
