@@ -34,6 +34,7 @@ from rag.errors import (  # noqa: E402
 )
 from rag.generate import Generator, MLXGenerator, Piece  # noqa: E402
 from rag.index import Index, open_index  # noqa: E402
+from rag.markers import strip_markers  # noqa: E402
 from rag.rerank import MLXReranker, Reranker  # noqa: E402
 from rag.types import (  # noqa: E402
     Answer,
@@ -92,4 +93,5 @@ __all__ = [
     "Turn",
     "UnsupportedFile",
     "open_index",
+    "strip_markers",
 ]

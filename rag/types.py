@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
 @dataclass(frozen=True)
@@ -118,16 +115,6 @@ class Answer:
     @property
     def cited_sources(self) -> list[Source]:
         return [self.sources[n - 1] for n in self.citations]
-
-
-def cited_numbers(text: str, n_sources: int) -> list[int]:
-    seen: dict[int, None] = {}
-    for match in _CITATION.finditer(text):
-        for part in re.split(r"[,;]", match.group(1)):
-            n = int(part)
-            if 1 <= n <= n_sources:
-                seen.setdefault(n)
-    return list(seen)
 
 
 # -- stream events: stream_answer() yields these, answer() collects them --------------------------
