@@ -48,6 +48,7 @@ from rag.types import (  # noqa: E402
     ThinkingEvent,
     Timings,
     TokenEvent,
+    collect,
 )
 
 __version__ = "0.1.0"
@@ -58,6 +59,7 @@ __all__ = [
     *_defaults.__all__,
     "SetupCheck",
     "check_setup",
+    "collect",
     "standalone_question",
     "Answer",
     "ChunkConfig",

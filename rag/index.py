@@ -53,6 +53,7 @@ from rag.types import (
     ThinkingEvent,
     Timings,
     TokenEvent,
+    collect,
 )
 
 PROMPT_OVERHEAD_TOKENS = 64  # chat-template tokens around the messages
@@ -469,10 +470,7 @@ class Index:
 
     def ask(self, question: str, **options) -> Answer:
         """Answer `question` (same options as `stream_answer`); returns the finished Answer."""
-        for event in self.stream_answer(question, **options):
-            if isinstance(event, DoneEvent):
-                return event.answer
-        raise AssertionError("stream_answer ended without a DoneEvent")
+        return collect(self.stream_answer(question, **options))
 
     def status(self) -> IndexStatus:
         """What is in the index and how it was built (no model is loaded)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,7 +118,7 @@ class Answer:
         return [self.sources[n - 1] for n in self.citations]
 
 
-# -- stream events: stream_answer() yields these, answer() collects them --------------------------
+# -- stream events: stream_answer() yields these, collect() reads them to the Answer --------------
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,18 @@ class DoneEvent:
 
 
 Event = SourcesEvent | TokenEvent | ThinkingEvent | DoneEvent
+
+
+def collect(events: Iterable[Event]) -> Answer:
+    """The finished Answer of a stream of events (`Index.stream_answer`, `Conversation.stream`): the
+    events are read up to its DoneEvent. A stream that ends without one is a ValueError.
+
+    >>> answer = rag.collect(index.stream_answer("Where is the spare key?"))  # doctest: +SKIP
+    """
+    for event in events:
+        if isinstance(event, DoneEvent):
+            return event.answer
+    raise ValueError("the events ended without a DoneEvent")
 
 
 @dataclass(frozen=True)

@@ -263,17 +263,17 @@ def _log(s: config.Settings, answer: rag.Answer, index: Path) -> None:
 
 
 def _stream_events(events, quiet: bool = False) -> rag.Answer:
-    """Print tokens (and thinking, dimmed, on stderr) as they come; return the finished Answer."""
-    answer = None
+    """Print tokens (and thinking, dimmed, on stderr) as they come, unless `quiet`; return the finished Answer."""
+    return rag.collect(events if quiet else _printed(events))
+
+
+def _printed(events):
     for event in events:
-        if isinstance(event, rag.TokenEvent) and not quiet:
+        if isinstance(event, rag.TokenEvent):
             out.print(event.text, end="", markup=False)
-        elif isinstance(event, rag.ThinkingEvent) and not quiet:
+        elif isinstance(event, rag.ThinkingEvent):
             err.print(event.text, end="", style="dim", markup=False)
-        elif isinstance(event, rag.DoneEvent):
-            answer = event.answer
-    assert answer is not None
-    return answer
+        yield event
 
 
 def _show_sources(answer: rag.Answer) -> None:
