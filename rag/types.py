@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class Source:
     def snippet(self, width: int = 160) -> str:
         flat = " ".join(self.text.split())
         return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The source as JSON-ready data: every field, and its `location`. `rag search --json` prints it;
+        an answer's sources (`Answer.to_dict`), the HTTP API and the MCP tools send it, or fields of it."""
+        return asdict(self) | {"location": self.location}
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,32 @@ class Answer:
     @property
     def cited_sources(self) -> list[Source]:
         return [self.sources[n - 1] for n in self.citations]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON-ready data, as `rag ask --json` prints it: the text (as "answer"), what was
+        refused, cited or dropped, the sentences, the evidence, the timings, and each source
+        (`Source.to_dict`) with its number `n`, whether it is `cited`, and by whom (`cited_by`)."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "refusal_reason": self.refusal_reason,
+            "citations": self.citations,
+            "attributed_citations": self.attributed_citations,
+            "invalid_citations": list(self.invalid_citations),
+            "unsupported_citations": list(self.unsupported_citations),
+            "stopped_reason": self.stopped_reason,
+            "sentences": [asdict(x) for x in self.sentences],
+            "evidence": [
+                {"n": e.number, "snippet": e.snippet, "location": e.source.location, "added": e.added}
+                for e in self.evidence
+            ],
+            "sources": [
+                s.to_dict() | {"n": n, "cited": n in self.citations, "cited_by": self.cited_by(n)}
+                for n, s in enumerate(self.sources, 1)
+            ],
+            "timings": asdict(self.timings),
+        }
 
 
 # -- stream events: stream_answer() yields these, collect() reads them to the Answer --------------
