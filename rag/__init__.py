@@ -33,6 +33,7 @@ from rag.errors import (
 )
 from rag.generate import Generator, MLXGenerator, Piece
 from rag.index import Index, open_index
+from rag.markers import strip_markers
 from rag.rerank import MLXReranker, Reranker
 from rag.types import (
     Answer,
@@ -46,6 +47,7 @@ from rag.types import (
     ThinkingEvent,
     Timings,
     TokenEvent,
+    collect,
 )
 
 __version__ = "0.1.0"
@@ -59,6 +61,7 @@ __all__ = [
     "tune_cpu",
     "SetupCheck",
     "check_setup",
+    "collect",
     "standalone_question",
     "Answer",
     "ChunkConfig",
@@ -95,4 +98,5 @@ __all__ = [
     "Turn",
     "UnsupportedFile",
     "open_index",
+    "strip_markers",
 ]

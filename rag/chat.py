@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rag.citations import words
-from rag.types import Answer, DoneEvent, Event, Source
+from rag.types import Answer, DoneEvent, Event, Source, collect
 
 if TYPE_CHECKING:
     from rag.generate import Generator
@@ -120,7 +120,4 @@ class Conversation:
 
     def ask(self, message: str, **options) -> Answer:
         """Like `stream`, returning the finished Answer (its `.question` is the standalone question)."""
-        for event in self.stream(message, **options):
-            if isinstance(event, DoneEvent):
-                return event.answer
-        raise AssertionError("stream_answer ended without a DoneEvent")
+        return collect(self.stream(message, **options))

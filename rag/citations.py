@@ -19,23 +19,23 @@ This module does not generate, retrieve or decide refusals.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.markers import LEADING_MARKERS, MARKER, MARKER_START, filter_markers, numbers_in, numbers_of, strip_markers
 from rag.types import Evidence, Sentence, Source
 
-_MARKER = re.compile(r"\s?\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? before a capital, digit, quote or bracket (not inside "Y. pestis" or "e.g. this"),
 # at . ! ? glued to a following [n], and after CJK full stops.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“'‘(\[]|[^\x00-\x7f])|(?<=[.!?])(?=\[\d)|(?<=[。！？；])")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z0-9\"“'‘(\[]|[^\x00-\x7f])|(?<=[.!?])(?=" + MARKER_START.pattern + r")|(?<=[。！？；])"
+)
 _PARAGRAPH = re.compile(r"\n\s*\n|\n(?=#)|(?m:(?<=^#)[^\n]*\n)")
 _LIST_NUMBER = re.compile(r"\d{1,3}[.)]")
 _LIST_PREFIX = re.compile(r"^\s*\d{1,3}[.)]\s+")
-_LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+)")
 _WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
 MIN_SUPPORT = 0.6
 SUPPORT_MARGIN = 0.15
-_GLUED = re.compile(r"(?<=[A-Za-z0-9])(?<!\s)\[(?=\d)")  # "red[3]" after a dropped "[0]": "red [3]"
 _STOP = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were what when "
     "where which who why how with did does do not no according information provided source sources based "
@@ -108,39 +108,13 @@ def _claims(sentence: str) -> dict[int, str]:
     to sources [1] and [2], …") is checked against the whole sentence."""
     claims: dict[int, str] = {}
     start = 0
-    for match in _MARKER.finditer(sentence):
+    for match in MARKER.finditer(sentence):
         clause = sentence[start : match.start()]
         start = match.end()
         if words(clause):
-            for n in _marker_numbers(match):
+            for n in numbers_of(match):
                 claims.setdefault(n, clause)
     return claims
-
-
-def filter_markers(
-    text: str, keep: Callable[[int], bool], dropped: dict[int, None] | None = None, *, strip: bool = True
-) -> str:
-    """`text` with only the [n] numbers that `keep` accepts (a marker left empty disappears with its
-    space); the others are added to `dropped`. `strip`: without leading and trailing whitespace."""
-
-    def rewrite(match: re.Match) -> str:
-        numbers = _marker_numbers(match)
-        kept = [n for n in dict.fromkeys(numbers) if keep(n)]
-        if dropped is not None:
-            for n in numbers:
-                if n not in kept:
-                    dropped.setdefault(n)
-        if not kept:
-            return ""
-        lead = match.group(0)[: len(match.group(0)) - len(match.group(0).lstrip())]
-        return f"{lead}[{', '.join(map(str, kept))}]"
-
-    out = _GLUED.sub(" [", _MARKER.sub(rewrite, text))
-    return out.strip() if strip else out
-
-
-def _marker_numbers(match: re.Match) -> list[int]:
-    return [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
 
 
 def support(sentence: str, source_text: str) -> float:
@@ -196,14 +170,14 @@ def split_sentences(text: str) -> list[Sentence]:
             parts[i - 1 : i + 1] = [parts[i - 1] + " " + parts[i]]
     out: list[tuple[str, list[int]]] = []
     for part in parts:
-        lead = _LEADING_MARKERS.match(part)
+        lead = LEADING_MARKERS.match(part)
         if lead and out:
-            out[-1][1].extend(_numbers(lead.group(1)))
+            out[-1][1].extend(numbers_in(lead.group(1)))
             out[-1] = (out[-1][0] + " " + lead.group(1).strip(), out[-1][1])
             part = part[lead.end() :].strip()
             if not part:
                 continue
-        out.append((part, _numbers(part)))
+        out.append((part, numbers_in(part)))
     return [Sentence(body, tuple(dict.fromkeys(numbers))) for body, numbers in out]
 
 
@@ -218,8 +192,4 @@ def best_snippet(source_text: str, claim: str, width: int = 240) -> str:
 
 def words(text: str) -> list[str]:
     """Lower-cased content words (CJK: single characters), without markers and common stop words."""
-    return [w for w in _WORD.findall(_MARKER.sub(" ", text).lower()) if w not in _STOP]
-
-
-def _numbers(text: str) -> list[int]:
-    return [n for m in _MARKER.finditer(text) for n in _marker_numbers(m)]
+    return [w for w in _WORD.findall(strip_markers(text).lower()) if w not in _STOP]

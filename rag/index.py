@@ -46,7 +46,7 @@ from rag.refusal import Gate, gate_for
 from rag.rerank import Reranker
 from rag.retrieve import retrieve
 from rag.retrieve import source_from_row as _source
-from rag.types import Answer, DoneEvent, Event, IndexStatus, Source
+from rag.types import Answer, Event, IndexStatus, Source, collect
 
 PROMPT_OVERHEAD_TOKENS = 64  # chat-template tokens around the messages
 
@@ -415,10 +415,7 @@ class Index:
 
     def ask(self, question: str, **options) -> Answer:
         """Answer `question` (same options as `stream_answer`); returns the finished Answer."""
-        for event in self.stream_answer(question, **options):
-            if isinstance(event, DoneEvent):
-                return event.answer
-        raise AssertionError("stream_answer ended without a DoneEvent")
+        return collect(self.stream_answer(question, **options))
 
     def status(self) -> IndexStatus:
         """What is in the index and how it was built (no model is loaded)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from rag.markers import MARKER_START
 from rag.types import Source
 
 NOT_FOUND = "I couldn't find that in your documents."
@@ -89,7 +90,7 @@ def is_refusal(answer: str) -> bool:
     flat = " ".join(answer.lower().replace("’", "'").split())
     parts = re.split(r"(?<=[.!?。！？])\s*|,\s*but\b|，但", flat, maxsplit=1)
     rest = parts[1] if len(parts) > 1 else ""
-    return any(phrase in parts[0] for phrase in _REFUSALS) and not re.search(r"\[\d+", rest)
+    return any(phrase in parts[0] for phrase in _REFUSALS) and not MARKER_START.search(rest)
 
 
 def not_found_text(question: str) -> str:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 
-from rag.citations import filter_markers, words
+from rag.citations import words
+from rag.markers import MARKER, OPEN_MARKER, filter_markers
 from rag.prompt import NOT_FOUND, NOT_FOUND_ZH, is_refusal
 
 MAX_UNIT_CHARS = 32  # a repeated unit this short is a loop once it fills MIN_LOOP_CHARS and 4 repetitions
@@ -42,9 +43,7 @@ REFUSAL_OPENERS = (
     "文档中没有",
     "抱歉",
 )
-_OPEN_MARKER = re.compile(r"\s*\[[\d,; ]*$")  # "[1, " not closed yet
 _SENTENCE = re.compile(r"(?:[^.!?。！？\n]|[.!?](?!\s|$))*(?:[.!?](?=\s|$)|[。！？]|\n|$)")
-_MARKER = re.compile(r"\s?\[\d+(?:\s*[,;]\s*\d+)*\]")
 _LIST_MARK = re.compile(r"(?:\d{1,3}[.)]|[-*•])")
 
 
@@ -98,7 +97,7 @@ class ReplyFilter:
 
     def _safe_length(self) -> int:
         text = self.text
-        marker = _OPEN_MARKER.search(text)
+        marker = OPEN_MARKER.search(text)
         body = text[: marker.start()] if marker else text
         if not self._has_words(body) or _may_open_as_refusal(body):
             return 0
@@ -171,7 +170,7 @@ def _repeat_hold(text: str) -> int:
             hold = min(hold, len(text) - run + period)
     sentences = list(_sentences(text))
     if sentences:
-        partial = _normal(_OPEN_MARKER.sub("", sentences[-1][1]))  # "… flowerpot [" begins like "… flowerpot [1]."
+        partial = _normal(OPEN_MARKER.sub("", sentences[-1][1]))  # "… flowerpot [" begins like "… flowerpot [1]."
         if _LIST_MARK.fullmatch(partial) or partial.isdigit():  # "4" / "4." may open a repeated item: hold it
             hold = min(hold, sentences[-1][0])
         elif partial and any(_normal(s).startswith(partial) for _, s in sentences[:-1]):
@@ -203,7 +202,7 @@ def _complete(sentence: str, start: int, text: str) -> bool:
 
 
 def _normal(sentence: str) -> str:
-    return " ".join(_MARKER.sub("", sentence).lower().split())
+    return " ".join(MARKER.sub("", sentence).lower().split())
 
 
 def _refusal_form(text: str) -> str:

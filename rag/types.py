@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,11 @@ class Source:
     def snippet(self, width: int = 160) -> str:
         flat = " ".join(self.text.split())
         return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The source as JSON-ready data: every field, and its `location`. `rag search --json` prints it;
+        an answer's sources (`Answer.to_dict`), the HTTP API and the MCP tools send it, or fields of it."""
+        return asdict(self) | {"location": self.location}
 
 
 @dataclass(frozen=True)
@@ -119,18 +123,34 @@ class Answer:
     def cited_sources(self) -> list[Source]:
         return [self.sources[n - 1] for n in self.citations]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON-ready data, as `rag ask --json` prints it: the text (as "answer"), what was
+        refused, cited or dropped, the sentences, the evidence, the timings, and each source
+        (`Source.to_dict`) with its number `n`, whether it is `cited`, and by whom (`cited_by`)."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "refusal_reason": self.refusal_reason,
+            "citations": self.citations,
+            "attributed_citations": self.attributed_citations,
+            "invalid_citations": list(self.invalid_citations),
+            "unsupported_citations": list(self.unsupported_citations),
+            "stopped_reason": self.stopped_reason,
+            "sentences": [asdict(x) for x in self.sentences],
+            "evidence": [
+                {"n": e.number, "snippet": e.snippet, "location": e.source.location, "added": e.added}
+                for e in self.evidence
+            ],
+            "sources": [
+                s.to_dict() | {"n": n, "cited": n in self.citations, "cited_by": self.cited_by(n)}
+                for n, s in enumerate(self.sources, 1)
+            ],
+            "timings": asdict(self.timings),
+        }
 
-def cited_numbers(text: str, n_sources: int) -> list[int]:
-    seen: dict[int, None] = {}
-    for match in _CITATION.finditer(text):
-        for part in re.split(r"[,;]", match.group(1)):
-            n = int(part)
-            if 1 <= n <= n_sources:
-                seen.setdefault(n)
-    return list(seen)
 
-
-# -- stream events: stream_answer() yields these, answer() collects them --------------------------
+# -- stream events: stream_answer() yields these, collect() reads them to the Answer --------------
 
 
 @dataclass(frozen=True)
@@ -154,6 +174,18 @@ class DoneEvent:
 
 
 Event = SourcesEvent | TokenEvent | ThinkingEvent | DoneEvent
+
+
+def collect(events: Iterable[Event]) -> Answer:
+    """The finished Answer of a stream of events (`Index.stream_answer`, `Conversation.stream`): the
+    events are read up to its DoneEvent. A stream that ends without one is a ValueError.
+
+    >>> answer = rag.collect(index.stream_answer("Where is the spare key?"))  # doctest: +SKIP
+    """
+    for event in events:
+        if isinstance(event, DoneEvent):
+            return event.answer
+    raise ValueError("the events ended without a DoneEvent")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import rag
 from rag.generate import ThinkSplitter
+from rag.markers import cited_numbers
 from rag.prompt import NOT_FOUND, build_messages
-from rag.types import Answer, Evidence, Source, cited_numbers
+from rag.types import Answer, Evidence, Source
 
 
 def test_real_answer_contains_the_fact_and_cites_its_document(tmp_path, docs, embedder, smollm2):

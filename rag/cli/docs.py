@@ -99,7 +99,7 @@ def show(
             if not chunks:
                 raise rag.NotInIndex(f"no page {page} of '{target}' in the index", "pages start at 1")
     if as_json:
-        out.print_json(json.dumps([c.__dict__ | {"location": c.location} for c in chunks]))
+        out.print_json(json.dumps([c.to_dict() for c in chunks]))
         return
     for c in chunks:
         out.print(f"[bold]{escape(c.location)}[/bold]  [dim]chunk {c.chunk_index} · {c.chunk_id}[/dim]")

@@ -249,7 +249,7 @@ def ask(
     answer = _stream_events(events, quiet=as_json)
     _log(s, answer, idx.path)
     if as_json:
-        out.print_json(json.dumps(_answer_json(answer)))
+        out.print_json(json.dumps(answer.to_dict()))
     else:
         _show_sources(answer)
 
@@ -266,17 +266,17 @@ def _log(s: config.Settings, answer: rag.Answer, index: Path) -> None:
 
 
 def _stream_events(events, quiet: bool = False) -> rag.Answer:
-    """Print tokens (and thinking, dimmed, on stderr) as they come; return the finished Answer."""
-    answer = None
+    """Print tokens (and thinking, dimmed, on stderr) as they come, unless `quiet`; return the finished Answer."""
+    return rag.collect(events if quiet else _printed(events))
+
+
+def _printed(events):
     for event in events:
-        if isinstance(event, rag.TokenEvent) and not quiet:
+        if isinstance(event, rag.TokenEvent):
             out.print(event.text, end="", markup=False)
-        elif isinstance(event, rag.ThinkingEvent) and not quiet:
+        elif isinstance(event, rag.ThinkingEvent):
             err.print(event.text, end="", style="dim", markup=False)
-        elif isinstance(event, rag.DoneEvent):
-            answer = event.answer
-    assert answer is not None
-    return answer
+        yield event
 
 
 def _show_sources(answer: rag.Answer) -> None:
@@ -319,30 +319,6 @@ def _show_sources(answer: rag.Answer) -> None:
         f"[dim]retrieval {t.retrieval_ms:.0f} ms · first token {t.first_token_ms / 1000:.1f} s · "
         f"prompt {t.prompt_tokens} tokens{cached} · {t.generated_tokens} tokens at {t.tokens_per_s:.1f} tok/s[/dim]"
     )
-
-
-def _answer_json(answer: rag.Answer) -> dict:
-    return {
-        "question": answer.question,
-        "answer": answer.text,
-        "refused": answer.refused,
-        "refusal_reason": answer.refusal_reason,
-        "citations": answer.citations,
-        "attributed_citations": answer.attributed_citations,
-        "invalid_citations": list(answer.invalid_citations),
-        "unsupported_citations": list(answer.unsupported_citations),
-        "stopped_reason": answer.stopped_reason,
-        "sentences": [asdict(x) for x in answer.sentences],
-        "evidence": [
-            {"n": e.number, "snippet": e.snippet, "location": e.source.location, "added": e.added}
-            for e in answer.evidence
-        ],
-        "sources": [
-            asdict(s) | {"n": n, "location": s.location, "cited": n in answer.citations, "cited_by": answer.cited_by(n)}
-            for n, s in enumerate(answer.sources, 1)
-        ],
-        "timings": asdict(answer.timings),
-    }
 
 
 CHAT_HELP = "/sources  show the last answer's sources · /reset  forget the conversation · /quit  leave (or Ctrl-D)"
@@ -411,7 +387,7 @@ def chat(
             answer = _stream_events(conversation.stream(message, on_question=show), quiet=as_json)
             _log(s, answer, idx.path)
             if as_json:
-                out.print(json.dumps(_answer_json(answer), ensure_ascii=False), markup=False, highlight=False)
+                out.print(json.dumps(answer.to_dict(), ensure_ascii=False), markup=False, highlight=False)
             else:
                 _show_sources(answer)
 
@@ -434,7 +410,7 @@ def search(
     idx, s = _open(index, embed_model, k=k, rerank_model=rerank_model)
     hits = idx.search(query, k=s.k, collection=collection, **_search_options(mode, rerank, path, file_type))
     if as_json:
-        out.print_json(json.dumps([asdict(h) | {"location": h.location} for h in hits]))
+        out.print_json(json.dumps([h.to_dict() for h in hits]))
         return
     if not hits:
         empty = not idx.status().chunks

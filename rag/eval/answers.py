@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import statistics
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ from rag.eval.metrics import contains_answer, exact_match, percentile, squad_nor
 ALL, HOLDOUT = "all", "holdout"  # collection names
 DEFAULT_LIMIT = 100
 RECORDS_FILE = "answers.jsonl"
-_MARKERS = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")  # [1], [1, 2]: not part of the answer
 
 
 @dataclass(frozen=True)
@@ -271,7 +269,7 @@ def _add(index: rag.Index, paragraphs: Mapping[str, str], folder: Path, collecti
 def _record(kind: str, q: Question, answer: rag.Answer) -> dict:
     """One question's outcome, JSON-ready. Scores of refused answers are 0 (see the module docstring)."""
     golds, ok = q.answers, not answer.refused
-    said = _MARKERS.sub(" ", answer.text)
+    said = rag.strip_markers(answer.text)  # [1], [1, 2]: not part of the answer
     cited = [
         {
             "n": e.number,

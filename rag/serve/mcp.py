@@ -68,16 +68,7 @@ class Chunk(BaseModel):
 
     @classmethod
     def of(cls, s: rag.Source) -> Chunk:
-        return cls(
-            chunk_id=s.chunk_id,
-            path=s.path,
-            collection=s.collection,
-            page=s.page,
-            heading=s.heading,
-            location=s.location,
-            score=round(s.score, 4),
-            text=s.text,
-        )
+        return cls.model_validate(s.to_dict() | {"score": round(s.score, 4)})  # the fields above; the rest is ignored
 
 
 class SearchResult(BaseModel):

@@ -27,6 +27,8 @@ MAX_COMPLETION_TOKENS = 4096
 MAX_INPUTS = 256  # texts per embeddings request
 MAX_TEXT_CHARS = 32_000  # per question, search query or embeddings input
 SNIPPET_CHARS = 240
+# The fields of Source.to_dict() a source's JSON carries as they are (its score is rounded, a snippet added).
+SOURCE_FIELDS = ("chunk_id", "path", "collection", "page", "heading", "location")
 
 
 def valid_unicode(text: str) -> str:
@@ -130,22 +132,15 @@ def source_json(
 ) -> dict:
     """A chunk as JSON: where it is, its score, a snippet (and its full text if `text`); for an answer's
     source, whether it is `cited` and by whom (`cited_by`: "model" wrote its [n], "checker" attributed it)."""
+    data = source.to_dict()
     out: dict[str, Any] = {} if n is None else {"n": n}
-    out |= {
-        "chunk_id": source.chunk_id,
-        "path": source.path,
-        "collection": source.collection,
-        "page": source.page,
-        "heading": source.heading,
-        "location": source.location,
-        "score": round(source.score, 4),
-        "snippet": source.snippet(SNIPPET_CHARS),
-    }
+    out |= {key: data[key] for key in SOURCE_FIELDS}
+    out |= {"score": round(source.score, 4), "snippet": source.snippet(SNIPPET_CHARS)}
     if cited is not None:
         out["cited"] = cited
         out["cited_by"] = cited_by
     if text:
-        out["text"] = source.text
+        out["text"] = data["text"]
     return out
 
 

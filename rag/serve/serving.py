@@ -69,8 +69,8 @@ class Models:
 
         The embedder loads on the search worker first: an answer's retrieval uses it too, and two threads
         must not load it at once."""
-        searching = self.searches.submit(_warm_search, self.index)
-        return self.answers.submit(_warm_answers, self.index, searching)
+        searching = self.searches.submit(_warm_up, self.index)
+        return self.answers.submit(_warm_up, self.index, after=searching, chat=True)
 
     async def search(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` on the search worker (Busy when `max_queue` jobs are waiting)."""
@@ -162,12 +162,14 @@ def _check(worker: ModelWorker, limit: int, what: str, retry_after: int) -> None
         raise Busy(f"busy: {worker.pending} {what} queued or running", retry_after)
 
 
-def _warm_search(index: rag.Index) -> None:
-    index.status()  # opens the store
-    index.embedder.embed(["warm-up"])
-
-
-def _warm_answers(index: rag.Index, searching: Future) -> None:
-    searching.result()  # the embedder is loaded; a failure there is this warm-up's failure
+def _warm_up(index: rag.Index, after: Future | None = None, chat: bool = False) -> None:
+    """A worker's warm-up, on its thread: the store opened and the embedder run once (with `chat`, the
+    chat model loaded too). `after`: the warm-up that opens the store and loads the embedder, waited for
+    instead (its failure is this one's)."""
+    if after is None:
+        index.status()  # opens the store
+    else:
+        after.result()
     index.embedder.embed(["warm-up"])  # this thread's own MLX streams, made before the first question
-    _ = index.generator
+    if chat:
+        _ = index.generator
