@@ -76,7 +76,8 @@ def _verify(sentences: list[Sentence], sources: Sequence[Source]) -> tuple[list[
     are dropped from the sentence's citations; if none of the cited ones backs it but another source
     does, the citation is re-pointed there (as an attributed citation); if no source backs it, the
     sentence is unsupported and cites nothing. The text keeps the markers as written."""
-    out, dropped_all = [], {}
+    out: list[Sentence] = []
+    dropped_all: dict[int, None] = {}  # an ordered set
     for sentence in sentences:
         if not sentence.citations:
             out.append(sentence)

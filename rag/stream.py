@@ -19,6 +19,7 @@ This module does not generate, retrieve or check what the citations say (citatio
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 
 from rag.citations import words
 from rag.markers import MARKER, OPEN_MARKER, filter_markers
@@ -55,7 +56,7 @@ class ReplyFilter:
         labels: words of the sources' labels ("[1] 15-0.txt" is no answer either).
     """
 
-    def __init__(self, n_sources: int, labels: set[str] = frozenset()) -> None:
+    def __init__(self, n_sources: int, labels: AbstractSet[str] = frozenset()) -> None:
         self.n_sources, self.labels = n_sources, labels
         self.raw = ""  # the model's text so far
         self.text = ""  # the answer so far: invalid markers dropped, cut at a repetition

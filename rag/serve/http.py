@@ -238,7 +238,7 @@ async def _sse(
     partial = Partial(question)
     yield out.delta({"role": "assistant", "content": ""})
     try:
-        async with aclosing(events):
+        async with aclosing(events):  # type: ignore[type-var]  # an async generator: it has aclose
             async for event in _chain(first, events):
                 partial.add(event)
                 if isinstance(event, rag.TokenEvent):

@@ -199,7 +199,7 @@ async def serve_stdio(mcp: MCPServer) -> None:
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")  # as the SDK reads it
     lines = CheckedLines(anyio.wrap_file(stdin))
     try:
-        async with stdio_server(stdin=lines) as (read_stream, write_stream):
+        async with stdio_server(stdin=lines) as (read_stream, write_stream):  # type: ignore[arg-type]
             lines.replies = write_stream
             server = mcp._lowlevel_server  # what MCPServer.run_stdio_async runs, over our stdin
             await server.run(read_stream, write_stream, server.create_initialization_options())
