@@ -145,10 +145,10 @@ class MLXEmbedder(Embedder):
         if streams is None:
             import mlx.core as mx
 
-            from ingest.models import needs_float32
+            from ingest.models import mlx_on_cpu
 
             cores = min(os.cpu_count() or 1, MAX_CPU_STREAMS)
-            streams = [mx.new_stream(mx.cpu) for _ in range(cores)] if needs_float32() else [None]
+            streams = [mx.new_stream(mx.cpu) for _ in range(cores)] if mlx_on_cpu() else [None]
             self._local.streams = streams
         return streams
 
@@ -315,14 +315,14 @@ def _fast_cpu_bert(model) -> bool:
     """
     import mlx.nn as nn
 
-    from ingest.models import needs_float32
+    from ingest.models import mlx_on_cpu
 
     try:
         from mlx_embeddings.models import bert
     except ImportError:
         return False
     layers = getattr(getattr(model, "encoder", None), "layer", None)
-    if not needs_float32() or not isinstance(model, bert.Model) or not layers:
+    if not mlx_on_cpu() or not isinstance(model, bert.Model) or not layers:
         return False
     if not fastpaths.allowed("bert-attention"):  # another mlx-embeddings: its attention may differ
         return False

@@ -86,8 +86,10 @@ def mlx_has_gpu() -> bool:
     return mx.default_device().type == mx.DeviceType.gpu
 
 
-def needs_float32() -> bool:
-    """True where MLX runs on the CPU: half-precision and quantized scales are slow there (no BLAS)."""
+def mlx_on_cpu() -> bool:
+    """True where MLX computes on the CPU (no Metal or CUDA GPU). Callers decide by it: float32 weights
+    (half precision and quantized scales get no BLAS there), the CPU kernels of ingest/fastpaths.py,
+    one MLX stream per core, and reranking off by default (seconds per passage)."""
     return not mlx_has_gpu()
 
 
@@ -95,7 +97,7 @@ def cast_for_cpu(model) -> None:
     """On CPU, make float params float32 (4-bit weights stay packed; their scales become float32)."""
     import mlx.core as mx
 
-    if needs_float32():
+    if mlx_on_cpu():
         model.set_dtype(mx.float32)
 
 

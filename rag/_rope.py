@@ -23,7 +23,7 @@ import mlx.nn as nn
 import numpy as np
 
 from ingest import fastpaths
-from ingest.models import needs_float32
+from ingest.models import mlx_on_cpu
 
 
 class _Rotations:
@@ -66,7 +66,7 @@ class DecodeRoPE(nn.RoPE):
 
 def speed_up_decode(model: nn.Module) -> int:
     """Replace each plain `nn.RoPE` in `model` by a `DecodeRoPE` where MLX runs on the CPU; returns how many."""
-    if not needs_float32() or not fastpaths.allowed("decode-rope"):  # GPU, or an nn.RoPE we don't know
+    if not mlx_on_cpu() or not fastpaths.allowed("decode-rope"):  # GPU, or an nn.RoPE we don't know
         return 0
     shared: dict[tuple, _Rotations] = {}
 

@@ -147,9 +147,9 @@ def _blas_check() -> SetupCheck:
 
 def _fast_paths_check() -> SetupCheck:
     from ingest import fastpaths
-    from ingest.models import needs_float32
+    from ingest.models import mlx_on_cpu
 
-    if not needs_float32():
+    if not mlx_on_cpu():
         return SetupCheck("fast paths", None, "not used: MLX has a GPU")
     found = fastpaths.report()
     off = [f"{name}: {why}" for name, ok, why in found if not ok]

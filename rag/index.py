@@ -54,9 +54,9 @@ PROMPT_OVERHEAD_TOKENS = 64  # chat-template tokens around the messages
 def _fast_paths() -> dict[str, str]:
     """Which speed-ups over other packages' internals this process would use (all off with a GPU)."""
     from ingest import fastpaths
-    from ingest.models import needs_float32
+    from ingest.models import mlx_on_cpu
 
-    if not needs_float32():
+    if not mlx_on_cpu():
         return {name: "off: not used where MLX has a GPU" for name in fastpaths.FAST_PATHS}
     return {name: "on" if ok else f"off: {why}" for name, ok, why in fastpaths.report()}
 
@@ -232,9 +232,9 @@ class Index:
             return False
         if self._rerank_spec is not None:
             return True
-        from ingest.models import needs_float32
+        from ingest.models import mlx_on_cpu
 
-        return not needs_float32()  # auto: on with a GPU (Apple silicon), off on CPU-only machines
+        return not mlx_on_cpu()  # auto: on with a GPU (Apple silicon), off on CPU-only machines
 
     def get_chunk(self, chunk_id: str) -> Source:
         """The stored chunk with this id (a `Source.chunk_id` from `search` or an answer), score 0.0.

@@ -17,12 +17,12 @@ from conftest import CountingEmbedder
 from twins import TOKENIZER_DIR
 
 import rag
-from ingest.models import needs_float32
+from ingest.models import mlx_on_cpu
 from rag.generate import load_lm
 from rag.rerank import MLXReranker
 
 # float32 on the CPU; on a GPU the twins run in their checkpoint's float16/bfloat16
-ATOL = 2e-5 if needs_float32() else 3e-3
+ATOL = 2e-5 if mlx_on_cpu() else 3e-3
 TEXTS = [
     "Boilers.",
     "The spare key is hidden under the blue flowerpot on the back porch.",
@@ -152,7 +152,7 @@ def test_the_qwen3_instruction_reaches_queries_and_never_documents(tmp_path, doc
 # -- CPU: float32 scales (the fast path); GPU: the checkpoint as it is --------------------------------
 
 
-@pytest.mark.skipif(not needs_float32(), reason="MLX computes on a GPU here")
+@pytest.mark.skipif(not mlx_on_cpu(), reason="MLX computes on a GPU here")
 def test_on_the_cpu_quantized_scales_become_float32(embedder, llm, reranker):
     embedder.embed(["load"])
     for model, bits in ((embedder._model, 8), (llm.model, 4), (reranker.model, 4)):
@@ -163,13 +163,13 @@ def test_on_the_cpu_quantized_scales_become_float32(embedder, llm, reranker):
 
 
 def test_a_gpu_is_the_default_device_even_without_metal(monkeypatch):
-    from ingest.models import mlx_has_gpu, needs_float32
+    from ingest.models import mlx_has_gpu, mlx_on_cpu
 
     monkeypatch.setattr(mx.metal, "is_available", lambda: False)  # MLX's CUDA backend
     monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.gpu))
-    assert mlx_has_gpu() and not needs_float32()
+    assert mlx_has_gpu() and not mlx_on_cpu()
     monkeypatch.setattr(mx, "default_device", lambda: mx.Device(mx.cpu))
-    assert not mlx_has_gpu() and needs_float32()
+    assert not mlx_has_gpu() and mlx_on_cpu()
 
 
 def test_with_a_gpu_models_keep_their_dtypes_and_the_stock_rope(monkeypatch, twins):

@@ -7,9 +7,9 @@ import pytest
 
 import rag  # noqa: F401  (before mlx)
 from ingest import embed as embed_module
-from ingest.models import needs_float32
+from ingest.models import mlx_on_cpu
 
-pytestmark = pytest.mark.skipif(not needs_float32(), reason="the fast path is for MLX on the CPU")
+pytestmark = pytest.mark.skipif(not mlx_on_cpu(), reason="the fast path is for MLX on the CPU")
 
 
 def test_fast_exp_softmax_and_gelu_match_mlx():

@@ -11,9 +11,9 @@ import pytest
 
 import rag
 from ingest import fastpaths
-from ingest.models import needs_float32
+from ingest.models import mlx_on_cpu
 
-cpu_only = pytest.mark.skipif(not needs_float32(), reason="the fast paths are for MLX on the CPU")
+cpu_only = pytest.mark.skipif(not mlx_on_cpu(), reason="the fast paths are for MLX on the CPU")
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_an_unknown_rope_is_left_in_place(changed, smollm2_path):
 def test_status_names_the_fast_paths_and_why_one_is_off(changed, tmp_path):
     on = rag.open_index(tmp_path / "idx").status().fast_paths
     assert set(on) == set(fastpaths.FAST_PATHS)
-    if needs_float32():
+    if mlx_on_cpu():
         assert set(on.values()) == {"on"}
         changed("decode-rope")
         off = rag.open_index(tmp_path / "idx").status().fast_paths
