@@ -31,8 +31,7 @@ from ingest import fastpaths
 from ingest.models import cast_for_cpu, check_tokenizer, fingerprint, load_failure, read_config, resolve_model
 
 DEFAULT_BATCH_TOKENS = 8192  # tokens per forward pass (batch rows x padded length)
-# On the CPU, smaller batches keep each layer's temporaries in cache: 1024 tokens (512 per stream) embedded
-# SciFact abstracts 1.5x faster than 8192 with the fused kernels below (12.7 vs 8.2 texts/s, 2 cores).
+# On the CPU, smaller batches keep each layer's temporaries in cache (bench/embed_streams.py compares sizes).
 DEFAULT_CPU_BATCH_TOKENS = 1024
 DEFAULT_MAX_BATCH = 64
 MAX_CPU_STREAMS = 4
@@ -138,8 +137,8 @@ class MLXEmbedder(Embedder):
         return eos
 
     def _streams(self) -> list:
-        """One MLX CPU stream per core on the CPU (each runs a batch on its own core, ~2x on 2 cores,
-        identical results); the default stream where MLX has a GPU. MLX streams belong to the thread
+        """One MLX CPU stream per core on the CPU (each runs a batch on its own core, with identical
+        results; bench/embed_streams.py measures the gain); the default stream where MLX has a GPU. MLX streams belong to the thread
         that made them, so each thread gets its own."""
         streams = getattr(self._local, "streams", None)
         if streams is None:

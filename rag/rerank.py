@@ -17,17 +17,10 @@ ONCE into a KV cache; the passages then run in batches, right-padded: attention 
 token never sees the padding after it and no extra mask is needed. Only each sequence's last real
 position goes through the LM head. Scores equal the plain one-prompt-at-a-time computation (tested).
 
-Measured on this 2-core CPU (float32, MKL, one thread; other jobs sharing the machine), 250-token
-SciFact abstracts (334-token prompts, 78 of them the shared head), seconds per passage:
-
-    SmolLM2-135M:    1.1-1.4 batched (8, shared head)   1.2-1.4 shared head, one at a time
-                     1.4-2.2 one whole prompt at a time with the full-vocabulary head (the naive way)
-    Qwen2.5-0.5B:    3.1-3.2 shared head, batch 1-8     5.0 naive (151k-token vocabulary: the head matters)
-
-On the CPU, batching itself gains nothing (prompt processing is compute-bound); the shared head and the
-last-position-only head give the 1.5-1.6x. Cost grows with passage length: going by the 0.5B numbers,
-20 passages of 250 tokens through a 0.6B reranker take about a minute here (the 4-bit default was not
-measured: no hub access), so rerank a short list, or lower `max_passage_tokens`.
+On the CPU, batching itself gains little (prompt processing is compute-bound); the shared head and the
+last-position-only head are what make it faster than scoring each whole prompt. Cost grows with passage
+length and model size (the README's "Reranking" item has the figures), so rerank a short list, or lower
+`max_passage_tokens`.
 
 This module does not retrieve, cut passages into chunks, or decide how many to keep; it only scores.
 Passage text is tokenized as is, so special-token text inside a passage (e.g. "<|im_end|>") is read

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,20 @@ def test_preloaded_blas_gives_the_same_embeddings(minilm_path):
         )
         outs.append(np.load(io.BytesIO(run.stdout)))
     assert np.allclose(outs[0], outs[1], atol=1e-4)
+
+
+def test_the_readme_python_api_example_runs(tmp_path, docs, embedder, capsys):
+    """The README's Python API block, run as written, on a real index (MiniLM); the chat model is a
+    stand-in: the block is about the API, not about the model's words."""
+    from conftest import ScriptedGenerator
+
+    readme = (ROOT / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if 'rag.open_index("~/my-index")' in b)
+    code = code.replace('rag.open_index("~/my-index")', "rag.open_index(INDEX, embed_model=EMBEDDER, llm=LLM)")
+    code = code.replace('index.add("~/Documents")', "index.add(DOCS)")
+    llm = ScriptedGenerator("The spare key is under the blue flowerpot on the back porch [1].")
+    namespace = {"INDEX": tmp_path / "idx", "EMBEDDER": embedder, "LLM": llm, "DOCS": docs}
+    exec(compile(code, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert namespace["report"].added and "flowerpot" in printed
+    assert namespace["answer"].to_dict()["answer"] == namespace["answer"].text
