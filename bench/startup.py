@@ -1,11 +1,12 @@
 """Where a `rag` command's start-up time goes: wall time of whole commands (median of N runs, each a
 fresh process) and, in one process, the cost of the imports and loads they pay for.
 
-    python bench/startup.py [--runs 5] [--embed-model PATH] [--before CHECKOUT]
+    python bench/startup.py [--runs 5] [--embed-model PATH] [--before CHECKOUT] [--index-folder DIR]
 
 It indexes examples/docs into a temporary index first (not timed). With --before (a checkout of an
 earlier commit, e.g. `git worktree add /tmp/old REV`), every command also runs with that code, in the
-same run, alternating, and the ratio is printed. Run it on a quiet machine: other
+same run, alternating, and the ratio is printed. --index-folder also times `rag index DIR` into a fresh
+index (the whole ingest path: load, chunk, embed, write), --index-runs times each. Run it on a quiet machine: other
 processes on the 2 cores change every number here.
 """
 
@@ -63,6 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--before", help="a checkout of an earlier commit to time side by side")
+    parser.add_argument("--index-folder", help="also time `rag index` of this folder into a fresh index")
+    parser.add_argument("--index-runs", type=int, default=3)
     parser.add_argument("--embed-model", default=str(Path.home() / ".cache/rag-test-models/all-MiniLM-L6-v2"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,6 +89,22 @@ def main() -> None:
             got = walls(command, args.runs, envs)
             cells = f"{got[1]:>9.2f}{got[0]:>9.2f}{got[0] / got[1]:>12.2f}" if args.before else f"{got[0]:>9.2f}"
             print(f"rag {' '.join(command):<20}{cells}")
+        if args.index_folder:
+            fresh = iter(range(10**6))
+
+            def index_once(env: dict) -> float:
+                where = f"{tmp}/fresh-{next(fresh)}"
+                return once(
+                    ["index", "-q", "--index", where, "--embed-model", args.embed_model, args.index_folder], env
+                )
+
+            runs: list[list[float]] = [[] for _ in envs]
+            for _ in range(args.index_runs):
+                for i, e in enumerate(envs):
+                    runs[i].append(index_once(e))
+            got = [statistics.median(r) for r in runs]
+            cells = f"{got[1]:>9.2f}{got[0]:>9.2f}{got[0] / got[1]:>12.2f}" if args.before else f"{got[0]:>9.2f}"
+            print(f"{'rag index FOLDER':<24}{cells}   ({args.index_runs} runs each, fresh index)")
         print("in one process:", breakdown(f"{tmp}/idx", args.embed_model, env).strip())
 
 
