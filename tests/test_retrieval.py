@@ -50,6 +50,24 @@ def _row(cid: str, path: str = "/d/a.md", index: int = 0, text: str = "t", start
     return ChunkRow(cid, "default", path, "h", 1, 1, index, text, "th", "", page, start, end)
 
 
+def test_bootstrap_intervals_and_paired_differences():
+    from rag.eval.metrics import bootstrap_ci, paired_difference
+
+    values = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0] * 10
+    low, high = bootstrap_ci(values)
+    assert low < 0.5 < high and high - low < 0.3
+    assert bootstrap_ci(values) == (low, high)  # seeded
+    assert bootstrap_ci([0.7]) == (0.7, 0.7) and bootstrap_ci([]) == (0.0, 0.0)
+    a = {f"q{i}": v for i, v in enumerate(values)}
+    same = paired_difference(a, dict(a))
+    assert same == (0.0, 0.0, 0.0)  # paired: no spread at all
+    better = paired_difference(a, {q: v + 0.01 for q, v in a.items()})
+    assert better[0] == pytest.approx(0.01) and better[1] == pytest.approx(0.01) and better[2] == pytest.approx(0.01)
+    # a +0.01 shift is certain when paired; unpaired intervals of the two modes would overlap almost wholly
+    noisy = paired_difference(a, {q: v + (0.05 if i % 2 else -0.05) for i, (q, v) in enumerate(a.items())})
+    assert noisy[1] < 0 < noisy[2]
+
+
 def test_reciprocal_rank_fusion_by_hand():
     vector = [(_row("a"), 0.9), (_row("b"), 0.8), (_row("c"), 0.7)]
     text = [(_row("c"), 12.0), (_row("d"), 9.0)]
@@ -255,9 +273,34 @@ def test_eval_retrieval_cli_reports_every_metric_and_reuses_its_index(tmp_path, 
             assert 0.0 <= r[key] <= 1.0
         assert r["recall_100"] >= r["recall_10"] and 0 < r["p50_ms"] <= r["p95_ms"]
     assert results["vector"]["ndcg_10"] > 0.5  # judged abstracts among few distractors
+    for r in results.values():
+        low, high = r["ndcg_10_ci"]
+        assert low <= r["ndcg_10"] <= high
+    diffs = {(d["a"], d["b"]): d for d in json.loads(first.stdout)["differences"]}
+    assert set(diffs) == {("text", "vector"), ("text", "hybrid"), ("vector", "hybrid")}
+    d = diffs[("text", "hybrid")]
+    assert d["ndcg_10_diff"] == pytest.approx(results["hybrid"]["ndcg_10"] - results["text"]["ndcg_10"])
+    assert d["ci"][0] <= d["ndcg_10_diff"] <= d["ci"][1]
     again = CliRunner().invoke(app, args[:-3] + ["--modes", "text"])
     assert again.exit_code == 0, again.output
-    assert "text" in again.stdout and "nDCG@10" in again.stdout
+    assert "text" in again.stdout and "nDCG@10" in again.stdout and "95% CI" in again.stdout
+
+
+def test_eval_retrieval_skips_rerank_when_the_reranker_cannot_load_before_indexing(tmp_path, minilm_path):
+    """Offline, the default modes include hybrid+rerank and the default reranker isn't cached: the run
+    says so in one line before it indexes anything, and evaluates the other modes."""
+    _beir_slice(tmp_path / "beir", queries=3, distractors=3)
+    args = ["eval", "retrieval", str(tmp_path / "beir"), "--workspace", str(tmp_path / "ws")]
+    result = CliRunner().invoke(app, args + ["--embed-model", str(minilm_path)])
+    assert result.exit_code == 0, result.output
+    note = [line for line in result.stderr.splitlines() if line.startswith("skipping hybrid+rerank: ")]
+    assert len(note) == 1 and "Qwen3-Reranker" in note[0]
+    assert result.stderr.index(note[0]) < result.stderr.index("files]")  # before the corpus was indexed
+    assert "hybrid+rerank" not in result.stdout and "hybrid " in result.stdout
+    only = ["eval", "retrieval", str(tmp_path / "beir"), "--workspace", str(tmp_path / "ws2")]
+    refused = CliRunner().invoke(app, only + ["--embed-model", str(minilm_path), "--modes", "hybrid+rerank"])
+    assert refused.exit_code == 1 and "no mode left to evaluate" in refused.stderr
+    assert not (tmp_path / "ws2" / "corpus").exists()  # nothing was written or indexed
 
 
 def test_hybrid_plus_rerank_rescores_the_top_candidates_with_a_real_llm(tmp_path, docs, embedder, smollm2_path):

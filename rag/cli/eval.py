@@ -46,38 +46,71 @@ def eval_retrieval(
     from rag.eval import retrieval as evaluate
 
     data = evaluate.load_beir(folder, split)
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    for mode in wanted:
+        if mode not in evaluate.MODES:
+            raise rag.InvalidOption(f"unknown mode '{mode}'", f"choose from {', '.join(evaluate.MODES)}")
     s = config.resolve(embed_model=embed_model, rerank_model=rerank_model)
     space = workspace or s.home / "eval" / data.name
-    evaluate.write_corpus(data, space / "corpus")
     idx = rag.open_index(space / "index", embed_model=s.embed_model, reranker=s.rerank_model or None)
+    wanted = _modes_with_models(idx, wanted, quiet=as_json)  # before any work: indexing can take many minutes
+    evaluate.write_corpus(data, space / "corpus")
     with progress_reporter(err) if not as_json else nullcontext() as update:
         report = idx.add(space / "corpus", progress=update)
     if report.failed:
         raise rag.RagError(f"{len(report.failed)} corpus documents failed to index", report.failed[0][1])
     results = []
-    for mode in [m.strip() for m in modes.split(",") if m.strip()]:
-        if mode not in evaluate.MODES:
-            raise rag.RagError(f"unknown mode '{mode}'", f"choose from {', '.join(evaluate.MODES)}")
+    for mode in wanted:
         ids = evaluate.sample_queries(data, rerank_limit if mode.endswith("+rerank") and rerank_limit else limit)
         if not as_json:
             err.print(f"{mode}: {len(ids)} queries …", markup=False)
         results.append(evaluate.evaluate(idx, data, ids, mode))
-    _print_eval(data.name, results, as_json)
+    _print_eval(data.name, results, evaluate.differences(results), as_json)
 
 
-def _print_eval(name: str, results: list, as_json: bool) -> None:
+def _modes_with_models(idx: rag.Index, modes: list[str], quiet: bool) -> list[str]:
+    """The modes whose models load: the embedder is needed by all (an error if it can't load); a mode
+    with +rerank is skipped, with a one-line note, when the reranker can't be loaded (e.g. offline)."""
+    if any(m != "text" for m in modes):
+        _ = idx.embedder.dim  # loads the weights now, not after indexing
+    if not any(m.endswith("+rerank") for m in modes):
+        return modes
+    try:
+        why = "" if idx.reranker is not None else "no reranker is configured"
+        hint = "pass --rerank-model"
+    except rag.ModelLoadError as exc:
+        why, hint = exc.message, exc.hint
+    if why:
+        skipped = [m for m in modes if m.endswith("+rerank")]
+        err.print(f"skipping {', '.join(skipped)}: {why}", markup=False)
+        modes = [m for m in modes if not m.endswith("+rerank")]
+        if not modes:
+            raise rag.RagError("no mode left to evaluate", hint or "pass --rerank-model, or other --modes")
+    return modes
+
+
+def _print_eval(name: str, results: list, diffs: list[dict], as_json: bool) -> None:
     if as_json:
         rows = [{k: v for k, v in asdict(r).items() if k != "per_query"} for r in results]
-        out.print_json(json.dumps({"dataset": name, "results": rows}))
+        out.print_json(json.dumps({"dataset": name, "results": rows, "differences": diffs}))
         return
     out.print(
-        f"{name}: {'mode':<15}{'queries':>8}{'nDCG@10':>9}{'R@10':>8}{'R@100':>8}{'MRR@10':>8}{'p50 ms':>9}{'p95 ms':>9}",
+        f"{name}: {'mode':<15}{'queries':>8}{'nDCG@10':>9} {'95% CI':<15}{'R@10':>7}{'R@100':>8}{'MRR@10':>8}"
+        f"{'p50 ms':>9}{'p95 ms':>9}",
         markup=False,
     )
     for r in results:
+        ci = f"[{r.ndcg_10_ci[0]:.3f}, {r.ndcg_10_ci[1]:.3f}]"
         out.print(
-            f"{'':<{len(name) + 2}}{r.mode:<15}{r.queries:>8}{r.ndcg_10:>9.3f}{r.recall_10:>8.3f}{r.recall_100:>8.3f}"
-            f"{r.mrr_10:>8.3f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}",
+            f"{'':<{len(name) + 2}}{r.mode:<15}{r.queries:>8}{r.ndcg_10:>9.3f} {ci:<15}{r.recall_10:>7.3f}"
+            f"{r.recall_100:>8.3f}{r.mrr_10:>8.3f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}",
+            markup=False,
+        )
+    for d in diffs:
+        low, high = d["ci"]
+        verdict = "" if low <= 0 <= high else "  (the interval excludes 0)"
+        out.print(
+            f"{'':<{len(name) + 2}}nDCG@10 {d['b']} − {d['a']}: {d['ndcg_10_diff']:+.3f} [{low:+.3f}, {high:+.3f}]{verdict}",
             markup=False,
         )
 

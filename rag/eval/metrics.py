@@ -90,3 +90,35 @@ def _f1(pred: list[str], gold: list[str]) -> float:
 def _dedup(ranked: Sequence[str]) -> list[str]:
     """A document counts once, at its best rank (several of its chunks may have been retrieved)."""
     return list(dict.fromkeys(ranked))
+
+
+# -- uncertainty over queries ---------------------------------------------------------------------------
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+def bootstrap_ci(values: Sequence[float], level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0):
+    """Percentile-bootstrap interval of the mean of per-query `values` (queries resampled with
+    replacement, seeded): (low, high). A single value or none gives (mean, mean)."""
+    import numpy as np
+
+    data = np.asarray(values, dtype=np.float64)
+    if data.size < 2:
+        mean = float(data.mean()) if data.size else 0.0
+        return mean, mean
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(samples, data.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_difference(a: Mapping[str, float], b: Mapping[str, float], level: float = 0.95, seed: int = 0):
+    """Mean of b - a over the queries both scored, with its paired-bootstrap interval: (diff, low, high).
+    Pairing by query removes the spread between easy and hard queries that unpaired intervals carry, so
+    an interval that excludes 0 is a difference the queries support."""
+    common = sorted(set(a) & set(b))
+    diffs = [b[q] - a[q] for q in common]
+    mean = sum(diffs) / len(diffs) if diffs else 0.0
+    low, high = bootstrap_ci(diffs, level, seed=seed)
+    return mean, low, high

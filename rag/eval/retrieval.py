@@ -4,7 +4,9 @@ The corpus is written once as one text file per document (`<doc id>.txt`: title,
 workspace folder and indexed through the normal ingest path, so re-runs reuse the index (an unchanged
 folder re-indexes in seconds). Every judged query is then run in each mode and scored with nDCG@10,
 Recall@10, Recall@100 and MRR@10 (documents ranked by their best chunk), plus latency p50/p95 of the
-whole search call (query embedding + search + rerank). This module measures; it does not print.
+whole search call (query embedding + search + rerank). nDCG@10 comes with a 95% bootstrap interval over
+the queries, and every pair of modes with their paired difference, so that a 0.005 change is not read
+as progress. This module measures; it does not print.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rag
-from rag.eval.metrics import mrr_at, ndcg_at, percentile, recall_at
+from rag.eval.metrics import bootstrap_ci, mrr_at, ndcg_at, paired_difference, percentile, recall_at
 
 MODES = ("text", "vector", "hybrid", "hybrid+rerank")
 DEPTH = 100  # documents ranked per query (Recall@100)
@@ -44,6 +46,7 @@ class ModeResult:
     p50_ms: float
     p95_ms: float
     per_query: dict[str, float] = field(default_factory=dict)  # query id -> nDCG@10
+    ndcg_10_ci: tuple[float, float] = (0.0, 0.0)  # 95% bootstrap interval over the queries
 
 
 def load_beir(folder: Path, split: str = "test") -> BeirData:
@@ -126,7 +129,18 @@ def evaluate(
         percentile(latencies, 50),
         percentile(latencies, 95),
         per_query,
+        bootstrap_ci(ndcg),
     )
+
+
+def differences(results: Sequence[ModeResult]) -> list[dict]:
+    """nDCG@10 of every later mode minus every earlier one, paired by query, with 95% intervals."""
+    out = []
+    for i, a in enumerate(results):
+        for b in results[i + 1 :]:
+            diff, low, high = paired_difference(a.per_query, b.per_query)
+            out.append({"a": a.mode, "b": b.mode, "ndcg_10_diff": diff, "ci": (low, high)})
+    return out
 
 
 def _safe(doc_id: str) -> str:
