@@ -283,8 +283,8 @@ class Store:
         return _exact_first(self._code_matches(text, k, where), ranked, k)
 
     def _code_matches(self, text: str, k: int, where: Filter | None) -> list[tuple[ChunkRow, int]]:
-        """Chunks that contain the query's code-like tokens verbatim (case-insensitive), with how many
-        they contain. Word tokenizers split "8-2-6-3" or "C++" into pieces too short to index; a
+        """Every chunk that contains the query's code-like tokens verbatim (case-insensitive), with how
+        many it contains. Word tokenizers split "8-2-6-3" or "C++" into pieces too short to index; a
         substring scan finds them. Only for queries that have such tokens."""
         codes = code_tokens(text)
         if not codes:
@@ -295,8 +295,7 @@ class Store:
         for record in rows.to_pylist():
             body = record["text"].lower()
             hits.append((_row(record), sum(c.lower() in body for c in codes)))
-        hits.sort(key=lambda h: -h[1])
-        return hits[:k]
+        return hits  # all of them: _exact_first orders them by codes held, then by BM25
 
     def neighbours(self, collection: str, path: str, indexes: Iterable[int]) -> list[ChunkRow]:
         """Chunks of one document at the given chunk indexes (those that exist), in order."""
@@ -451,29 +450,37 @@ class Filter:
 _TRIM = "\"'()[]{}<>,;:!?“”‘’「」（），。：；！？"
 
 
+_SEPARATORS = frozenset("-./:_,")  # inside a code with a digit: 8-2-6-3, v3.11.2, 192.168.1.20, 1,250.00
+_MARKS = frozenset("@/\\+#")  # anywhere: e-mail addresses, paths, C++, C#
+
+
 def code_tokens(query: str, limit: int = 4) -> list[str]:
-    """The query's code-like tokens: whitespace-separated pieces (outer punctuation trimmed) of 2+
-    characters that mix letters and digits or carry inner symbols: part numbers (XJ-9921-B, 8-2-6-3),
-    versions (v3.11.2), e-mail addresses, paths, C++."""
+    """The query's code-like tokens, the ones a word tokenizer can't keep whole: whitespace-separated
+    pieces (outer punctuation trimmed) with a digit and a separator inside (part numbers XJ-9921-B and
+    8-2-6-3, versions v3.11.2, dates 2026-03-14, addresses 192.168.1.20, amounts 1,250.00), or with
+    @ / \\ + # (e-mail addresses, paths, C++). Hyphenated words (T-cell, non-coding) and names like CD4
+    or A4 are not codes: the word index keeps them whole, and matching them verbatim first buried the
+    better BM25 matches of scientific text (bench/code_matches.py)."""
     found = []
     for raw in query.split():
         token = raw.strip(_TRIM).rstrip(".")
         if len(token) < 2 or token in found:
             continue
         has_digit = any(c.isdigit() for c in token)
-        has_alpha = any(c.isalpha() for c in token)
-        has_symbol = any(not c.isalnum() for c in token)
-        if has_symbol or (has_digit and has_alpha):
+        if (has_digit and set(token[1:-1]) & _SEPARATORS) or set(token) & _MARKS:
             found.append(token)
     return found[:limit]
 
 
 def _exact_first(exact: list[tuple[ChunkRow, int]], ranked: list[tuple[ChunkRow, float]], k: int):
-    """Chunks holding the query's codes verbatim first (score: the best BM25 score plus how many codes
-    they hold, so they sort above every word match), then the word matches, without repeats."""
+    """Chunks holding the query's codes verbatim first — those holding more of them first, then in BM25
+    order — scored above every word match (the best BM25 score plus how many codes they hold), then
+    the word matches, without repeats."""
     if not exact:
         return ranked
     top = max((score for _, score in ranked), default=0.0)
+    position = {row.id: i for i, (row, _) in reversed(list(enumerate(ranked)))}
+    exact = sorted(exact, key=lambda hit: (-hit[1], position.get(hit[0].id, len(ranked))))
     seen = {row.id for row, _ in exact}
     merged = [(row, top + n) for row, n in exact] + [(row, score) for row, score in ranked if row.id not in seen]
     return merged[:k]

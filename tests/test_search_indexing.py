@@ -58,7 +58,9 @@ def test_a_code_inside_a_question_is_found_first(coded):
 def test_code_tokens():
     assert code_tokens('Is "8-2-6-3" the code, or C++? See v3.11.2.') == ["8-2-6-3", "C++", "v3.11.2"]
     assert code_tokens("where is the spare key hidden") == []
-    assert code_tokens("A4 paper, 2026") == ["A4"]  # a plain number is the word index's job
+    assert code_tokens("A4 paper, 2026") == []  # whole words to the word index: "a4", "2026"
+    assert code_tokens("T-cell and non-coding RNA in CD4 cells") == []  # words, not codes (bench/code_matches.py)
+    assert code_tokens("IL-6 at 2026-03-14, ask jane@x.org") == ["IL-6", "2026-03-14", "jane@x.org"]
 
 
 def _cli(*args: str):
