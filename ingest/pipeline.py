@@ -127,8 +127,8 @@ def index_paths(
             run.on_phase("loading")
             run.visit(path)
             tell(run.progress(path, done, len(files), "done"))
-        last = files[-1] if files else Path("")
-        run.on_phase = lambda phase: tell(run.progress(last, len(files), len(files), phase))
+        last = files[-1] if files else Path("")  # the last batch is embedded and written after the last file
+        run.on_phase = functools.partial(_tell_phase, tell, run, last, len(files), len(files))
         return run.finish()
 
 

@@ -280,9 +280,9 @@ class Store:
         if where and where.sql():
             query = query.where(where.sql(), prefilter=True)
         ranked = [(_row(r), float(r["_score"])) for r in query.to_arrow().to_pylist()]
-        return _exact_first(self._code_matches(text, k, where), ranked, k)
+        return _exact_first(self._code_matches(text, where), ranked, k)
 
-    def _code_matches(self, text: str, k: int, where: Filter | None) -> list[tuple[ChunkRow, int]]:
+    def _code_matches(self, text: str, where: Filter | None) -> list[tuple[ChunkRow, int]]:
         """Every chunk that contains the query's code-like tokens verbatim (case-insensitive), with how
         many it contains. Word tokenizers split "8-2-6-3" or "C++" into pieces too short to index; a
         substring scan finds them. Only for queries that have such tokens."""
@@ -342,17 +342,18 @@ class Store:
 
     def failures(self, collection: str | None = None) -> dict[str, dict[str, Any]]:
         """Files that failed to index: path -> {reason, size, mtime_ns} (all collections if None)."""
-        data = _read_json(self.root / FAILURES_FILE)
-        if collection is not None:
-            return dict(data.get(collection, {}))
-        return {path: info for per in data.values() for path, info in per.items()}
+        return self._per_collection(FAILURES_FILE, collection)
 
     def skipped(self, collection: str | None = None) -> dict[str, str]:
         """Files met in indexed folders whose type rag doesn't read: path -> reason (all collections if None)."""
-        data = _read_json(self.root / SKIPPED_FILE)
+        return self._per_collection(SKIPPED_FILE, collection)
+
+    def _per_collection(self, name: str, collection: str | None) -> dict[str, Any]:
+        """The entries of a {collection: {path: entry}} state file, of one collection or of all."""
+        data = _read_json(self.root / name)
         if collection is not None:
             return dict(data.get(collection, {}))
-        return {path: reason for per in data.values() for path, reason in per.items()}
+        return {path: entry for per in data.values() for path, entry in per.items()}
 
     def _scan(self, columns: list[str], where: str | None = None) -> pa.Table:
         query = self._table.search().select(columns)
@@ -415,14 +416,16 @@ class Store:
         return removed
 
     def set_failures(self, collection: str, failures: dict[str, dict[str, Any]]) -> None:
-        data = _read_json(self.root / FAILURES_FILE)
-        data[collection] = failures
-        _write_json(self.root / FAILURES_FILE, {k: v for k, v in data.items() if v})
+        self._set_per_collection(FAILURES_FILE, collection, failures)
 
     def set_skipped(self, collection: str, skipped: dict[str, str]) -> None:
-        data = _read_json(self.root / SKIPPED_FILE)
-        data[collection] = skipped
-        _write_json(self.root / SKIPPED_FILE, {k: v for k, v in data.items() if v})
+        self._set_per_collection(SKIPPED_FILE, collection, skipped)
+
+    def _set_per_collection(self, name: str, collection: str, entries: dict[str, Any]) -> None:
+        """Replace one collection's entries in a state file (a collection left empty is dropped)."""
+        data = _read_json(self.root / name)
+        data[collection] = entries
+        _write_json(self.root / name, {k: v for k, v in data.items() if v})
 
 
 @dataclass(frozen=True)

@@ -200,15 +200,18 @@ class Index:
         """
         store = self._open()
         self._check_query_embedder(store)
-        if collection is not None and collection not in store.collections():
-            raise NotInIndex(
-                f"no collection '{collection}' in {self.path}", "see `rag collection list` for the collections"
-            )
         where = Filter(collection, tuple(path_globs), tuple(file_types))
         reranker = self.reranker if (rerank if rerank is not None else self._rerank_by_default()) else None
         if rerank and reranker is None:
             raise RagError("reranking was asked for but no reranker is configured", "pass reranker=MODEL")
-        return retrieve(store, self.embedder, query, k, mode=mode, where=where, reranker=reranker)
+        found = retrieve(store, self.embedder, query, k, mode=mode, where=where, reranker=reranker)
+        # Only an empty result asks whether the collection exists: a search that finds something doesn't
+        # pay for reading the document list.
+        if not found and collection is not None and collection not in store.collections():
+            raise NotInIndex(
+                f"no collection '{collection}' in {self.path}", "see `rag collection list` for the collections"
+            )
+        return found
 
     def sources(self, question: str, k: int = DEFAULT_K, *, widen: int = 0, **search_options) -> list[Source]:
         """The k sources to answer `question` from: retrieved (3k candidates, same options as `search`),
