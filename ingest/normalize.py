@@ -11,6 +11,7 @@ from. What it changes:
 - a word hyphenated across a line end ("ma-\\ntrix") is joined ("matrix") when both sides are lower case;
 - line and paragraph separators (U+2028/9) and form feeds become newlines.
 Text that needs none of this (most of it) is returned as it is, without building the offset map.
+`cjk_pairs(text)` is the second form full-text search indexes: the character pairs of its CJK runs.
 This module only transforms strings: it reads no file and knows no format.
 """
 
@@ -94,3 +95,32 @@ def source_span(offsets: tuple[array, array] | None, a: int, b: int) -> tuple[in
         return a, b
     starts, ends = offsets
     return starts[a], ends[b - 1]
+
+
+# Han ideographs (with extension A, compatibility forms and the supplementary planes), kana, hangul.
+_CJK_RUN = re.compile(
+    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3041-\u30fa\u30fc-\u30ff\uac00-\ud7af]+"
+)
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_RUN.search(text) is not None
+
+
+def cjk_runs(text: str, least: int = 1) -> list[str]:
+    """The runs of CJK characters in `text` that are at least `least` long, in order."""
+    return [run for run in _CJK_RUN.findall(text) if len(run) >= least]
+
+
+def cjk_pairs(text: str) -> str:
+    """The overlapping character pairs of each CJK run in `text`, space-separated ("压缩文件的" -> "压缩 缩文
+    文件 件的"); a one-character run is kept as itself. Empty for text without CJK, so English is never
+    split into letters. Indexed beside the word index: ICU word breaks miss a query that is a piece of
+    a word or cuts across words, which pairs still match."""
+    pieces: list[str] = []
+    for run in cjk_runs(text):
+        if len(run) == 1:
+            pieces.append(run)
+        else:
+            pieces.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return " ".join(pieces)

@@ -354,7 +354,7 @@ class _Run:
             self.report.removed.extend(sorted(self.gone))
         # Indexes follow the rows; a run killed after its last commit left them behind, and the next
         # run (even with nothing to change) builds what is missing: readers never do.
-        if self.report.chunks or self.report.removed or not self.store.has_text_index():
+        if self.report.chunks or self.report.removed or not self.store.text_index_complete():
             self.on_phase("indexing")
             self.store.sync_text_index()  # full-text search follows the vectors
             self.store.sync_vector_index()  # ANN index once the table is large enough

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -35,7 +36,8 @@ import numpy as np
 import pyarrow as pa
 
 from ingest import catalog
-from ingest.errors import CorruptIndex, EmbedderMismatch, IndexNotFound, RagError, TextIndexMissing
+from ingest.errors import CorruptIndex, EmbedderMismatch, IndexIncomplete, IndexNotFound, RagError, TextIndexMissing
+from ingest.normalize import cjk_pairs, cjk_runs, has_cjk
 
 SCHEMA_VERSION = 2
 TABLE = "chunks"
@@ -52,6 +54,8 @@ VECTOR_NPROBES = 20  # IVF partitions searched per query (at least; more when a 
 # Re-rank refine_factor x k candidates with the full float32 vectors: the scores are then exact cosine
 # similarities instead of the 8-bit codes' approximations, and recall@10 rises (bench/query.py).
 VECTOR_REFINE_FACTOR = 2
+RRF_K = 60  # reciprocal rank fusion's constant (`fuse_ranked`)
+PHRASE_CANDIDATES = 50  # chunks fetched per CJK phrase of a query (`_phrase_matches`)
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,15 @@ _TYPES = {
 ROW_FIELDS = [f.name for f in fields(ChunkRow)]
 
 
+PAIRS = "cjk_pairs"  # derived from text at write time (normalize.cjk_pairs); has its own full-text index
+
+
 def chunk_schema(dim: int) -> pa.Schema:
     columns = [pa.field(name, _TYPES[name], nullable=name == "page") for name in ROW_FIELDS]
-    return pa.schema(columns + [pa.field("vector", pa.list_(pa.float32(), dim), nullable=False)])
+    # The pairs column comes last and may be null, as on an index that gained it later (`_add_pairs_column`).
+    return pa.schema(
+        columns + [pa.field("vector", pa.list_(pa.float32(), dim), nullable=False), pa.field(PAIRS, pa.string())]
+    )
 
 
 class Store:
@@ -264,23 +274,86 @@ class Store:
             query = query.where(where.sql(), prefilter=True)
         return [(_row(r), 1.0 - float(r["_distance"])) for r in query.to_arrow().to_pylist()]
 
-    def search_text(self, text: str, k: int, where: Filter | None = None) -> list[tuple[ChunkRow, float]]:
-        """The k best full-text (BM25) matches for `text`, best first, as (row, BM25 score). Readers
-        never build indexes: without a full-text index (a run killed before building it) this raises
-        TextIndexMissing, and the caller decides how to fall back."""
+    def search_text(
+        self, text: str, k: int, where: Filter | None = None, *, pairs: bool = True
+    ) -> list[tuple[ChunkRow, float]]:
+        """The k best full-text matches for `text`, best first, as (row, score): BM25 over words. For a
+        query with CJK text, that list is fused (reciprocal rank) with BM25 over character pairs, and
+        chunks holding the query's CJK phrases verbatim come first (`_phrase_matches`), so a piece cut
+        from inside a Chinese word, or across ICU's word breaks, finds its page. Chunks holding the
+        query's codes verbatim come before all of those (`_code_matches`). Readers never build
+        indexes: without a full-text index (a run killed before building it) this raises
+        TextIndexMissing, and the caller decides how to fall back. `pairs=False` searches words alone
+        (bench/cjk_text.py compares the two)."""
         if not text.strip() or not self.count_chunks():
             return []
-        if not self.has_text_index():
+        indexed = self._text_indexed_columns()
+        if "text" not in indexed:
             raise TextIndexMissing(
                 f"the index at {self.root} has no full-text index yet",
                 "run `rag index` on your folders again: it builds the missing index",
             )
-        query = self._table.search(text, query_type="fts", fts_columns="text").limit(k)
+        words = self._bm25("text", text, k, where)
+        ranked = words
+        query_pairs = cjk_pairs(text) if pairs else ""
+        if query_pairs and PAIRS in indexed:
+            unique = " ".join(dict.fromkeys(query_pairs.split()))
+            fused = fuse_ranked([words, self._bm25(PAIRS, unique, k, where)])
+            ranked = _first(self._phrase_matches(text, fused, words, k, where), fused, k)
+        elif query_pairs:
+            warnings.warn(
+                IndexIncomplete(
+                    f"the index at {self.root} has no character-pair index, so pieces of Chinese, Japanese or "
+                    "Korean words may not be found",
+                    "run `rag index` on your folders again: it adds the pair index",
+                ),
+                stacklevel=3,
+            )
+        codes = self._code_matches(text, where)
+        position = {row.id: i for i, (row, _) in reversed(list(enumerate(ranked)))}
+        return _first(sorted(codes, key=lambda hit: (-hit[1], position.get(hit[0].id, len(ranked)))), ranked, k)
+
+    def _bm25(self, column: str, text: str, k: int, where: Filter | None) -> list[tuple[ChunkRow, float]]:
+        query = self._table.search(text, query_type="fts", fts_columns=column).limit(k)
         query = query.select(ROW_FIELDS + ["_score"])
         if where and where.sql():
             query = query.where(where.sql(), prefilter=True)
-        ranked = [(_row(r), float(r["_score"])) for r in query.to_arrow().to_pylist()]
-        return _exact_first(self._code_matches(text, where), ranked, k)
+        return [(_row(r), float(r["_score"])) for r in query.to_arrow().to_pylist()]
+
+    def _phrase_matches(
+        self,
+        text: str,
+        candidates: list[tuple[ChunkRow, float]],
+        words: list[tuple[ChunkRow, float]],
+        k: int,
+        where: Filter | None,
+    ) -> list[tuple[ChunkRow, int]]:
+        """Chunks holding the query's CJK phrases (runs of 3 or more CJK characters) verbatim, with how
+        many they hold: among the `candidates` and the chunks the pair index finds holding a phrase (a
+        run of consecutive pairs). Those holding more phrases first, then in word-BM25 order (`words`),
+        so that of many chunks sharing a stock phrase ("此命令为 … 的别名") the one the rest of the query
+        picks comes first; then in the pair index's order."""
+        from lancedb.query import PhraseQuery
+
+        phrases = cjk_runs(text, 3)[:4]
+        if not phrases:
+            return []
+        rows = {row.id: row for row, _ in candidates}
+        found: dict[str, int] = {}
+        for phrase in phrases:
+            query = self._table.search(
+                PhraseQuery(cjk_pairs(phrase), PAIRS, slop=0, document_granularity=None), query_type="fts"
+            )
+            query = query.limit(max(k, PHRASE_CANDIDATES)).select(ROW_FIELDS + ["_score"])
+            if where and where.sql():
+                query = query.where(where.sql(), prefilter=True)
+            for record in query.to_arrow().to_pylist():
+                row = rows.setdefault(record["id"], _row(record))
+                found.setdefault(row.id, len(found))
+        held = {i: n for i, row in rows.items() if (n := sum(p in row.text for p in phrases))}
+        position = {row.id: i for i, (row, _) in reversed(list(enumerate(words)))}
+        ids = sorted(held, key=lambda i: (-held[i], position.get(i, len(words)), found.get(i, len(found))))
+        return [(rows[i], held[i]) for i in ids]
 
     def _code_matches(self, text: str, where: Filter | None) -> list[tuple[ChunkRow, int]]:
         """Every chunk that contains the query's code-like tokens verbatim (case-insensitive), with how
@@ -295,7 +368,7 @@ class Store:
         for record in rows.to_pylist():
             body = record["text"].lower()
             hits.append((_row(record), sum(c.lower() in body for c in codes)))
-        return hits  # all of them: _exact_first orders them by codes held, then by BM25
+        return hits  # all of them: search_text orders them by codes held, then by rank
 
     def neighbours(self, collection: str, path: str, indexes: Iterable[int]) -> list[ChunkRow]:
         """Chunks of one document at the given chunk indexes (those that exist), in order."""
@@ -303,23 +376,55 @@ class Store:
         return [r for r in self.document_chunks(path, collection) if r.chunk_index in wanted]
 
     def has_text_index(self) -> bool:
-        return any(i.index_type == "FTS" for i in self._table.list_indices())
+        """Whether the word (BM25) index exists: full-text search works."""
+        return "text" in self._text_indexed_columns()
+
+    def text_index_complete(self) -> bool:
+        """Whether both full-text indexes exist (words, and CJK character pairs)."""
+        return {"text", PAIRS} <= self._text_indexed_columns()
+
+    def _text_indexed_columns(self) -> set[str]:
+        return {c for i in self._table.list_indices() if i.index_type == "FTS" for c in i.columns}
 
     def ensure_text_index(self) -> None:
-        """Create the full-text index on chunk text if there is none (writers only). Rows added later are
-        searched too (unindexed rows are scanned) until `sync_text_index` folds them in."""
-        if not self.has_text_index():
+        """Create the full-text indexes (words, CJK pairs) that are missing (writers only). Rows added
+        later are searched too (unindexed rows are scanned) until `sync_text_index` folds them in."""
+        indexed = self._text_indexed_columns()
+        if "text" not in indexed:
             self._table.create_index("text", config=_fts_config(), replace=True)
+        if PAIRS not in indexed:
+            self._add_pairs_column()
+            self._fill_pairs()
+            self._table.create_index(PAIRS, config=_pairs_config(), replace=True)
 
     def sync_text_index(self) -> None:
-        """Bring the full-text index up to date after writes: build it if missing, else fold the rows
-        added since into it (LanceDB's optimize, which also compacts small files)."""
+        """Bring the full-text indexes up to date after writes: build what is missing, else fold the rows
+        added since into them (LanceDB's optimize, which also compacts small files)."""
         if not self.count_chunks():
             return
-        if self.has_text_index():
+        if self.text_index_complete():
             self._table.optimize()
         else:
             self.ensure_text_index()
+
+    def _add_pairs_column(self) -> None:
+        """An index made before the pairs column gets it, empty (one commit, no data rewritten); the
+        rows that need pairs are filled before the pair index is built (`_fill_pairs`)."""
+        if PAIRS not in self._table.schema.names:
+            self._table.add_columns({PAIRS: "CAST(NULL AS STRING)"})
+
+    def _fill_pairs(self) -> None:
+        """Give every row with CJK text whose pairs are missing its pairs, in one commit. Only an index
+        that gained the column later has such rows; a run killed before the pair index was built leaves
+        them to the next run, which fills them before it builds the index."""
+        table = self._scan(["id", "text", PAIRS], f"{PAIRS} IS NULL")
+        texts = zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
+        ids = [i for i, t in texts if has_cjk(t)]
+        if not ids:
+            return
+        rows = self._scan(ROW_FIELDS + ["vector"], _in("id", ids))
+        rows = rows.append_column(PAIRS, pa.array([cjk_pairs(t) for t in rows.column("text").to_pylist()]))
+        self._table.merge_insert("id").when_matched_update_all().execute(rows.cast(chunk_schema(self.dim)))
 
     def sync_vector_index(self) -> None:
         """Create the vector (ANN) index once the table has `VECTOR_INDEX_MIN_ROWS` chunks; below that,
@@ -395,9 +500,11 @@ class Store:
         if not rows:
             self._table.delete(where)
             return
+        self._add_pairs_column()
         data = {name: [getattr(r, name) for r in rows] for name in ROW_FIELDS}
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
         data["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dim)
+        data[PAIRS] = [cjk_pairs(r.text) for r in rows]
         merge = self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
         merge.when_not_matched_by_source_delete(where).execute(pa.table(data, schema=chunk_schema(self.dim)))
 
@@ -475,15 +582,13 @@ def code_tokens(query: str, limit: int = 4) -> list[str]:
     return found[:limit]
 
 
-def _exact_first(exact: list[tuple[ChunkRow, int]], ranked: list[tuple[ChunkRow, float]], k: int):
-    """Chunks holding the query's codes verbatim first — those holding more of them first, then in BM25
-    order — scored above every word match (the best BM25 score plus how many codes they hold), then
-    the word matches, without repeats."""
+def _first(exact: list[tuple[ChunkRow, int]], ranked: list[tuple[ChunkRow, float]], k: int):
+    """The verbatim matches (codes, CJK phrases), in their order, scored above every ranked hit (the best
+    ranked score plus how many of the query's codes or phrases they hold), then the ranked hits, without
+    repeats; the best k."""
     if not exact:
-        return ranked
+        return ranked[:k]
     top = max((score for _, score in ranked), default=0.0)
-    position = {row.id: i for i, (row, _) in reversed(list(enumerate(ranked)))}
-    exact = sorted(exact, key=lambda hit: (-hit[1], position.get(hit[0].id, len(ranked))))
     seen = {row.id for row, _ in exact}
     merged = [(row, top + n) for row, n in exact] + [(row, score) for row, score in ranked if row.id not in seen]
     return merged[:k]
@@ -508,6 +613,33 @@ def _fts_config():
     from lancedb.index import FTS
 
     return FTS(base_tokenizer="icu", language="English", stem=True, remove_stop_words=True, ascii_folding=True)
+
+
+def _pairs_config():
+    """BM25 over the pairs column as written (space-separated CJK character pairs): split on spaces only,
+    nothing lower-cased, stemmed or dropped, with positions for phrase queries."""
+    from lancedb.index import FTS
+
+    return FTS(
+        base_tokenizer="whitespace",
+        lower_case=False,
+        stem=False,
+        remove_stop_words=False,
+        ascii_folding=False,
+        with_position=True,  # phrase queries: a run of pairs in order is the text verbatim
+    )
+
+
+def fuse_ranked(lists: Iterable[Sequence[tuple[ChunkRow, float]]], rrf_k: int = RRF_K) -> list[tuple[ChunkRow, float]]:
+    """Ranked (row, score) lists fused by reciprocal rank, score = sum over lists of 1 / (rrf_k + rank),
+    which needs no calibration between the lists' scores (Cormack et al., 2009); best first."""
+    scores: dict[str, float] = {}
+    rows: dict[str, ChunkRow] = {}
+    for hits in lists:
+        for rank, (row, _) in enumerate(hits, start=1):
+            scores[row.id] = scores.get(row.id, 0.0) + 1.0 / (rrf_k + rank)
+            rows[row.id] = row
+    return [(rows[c], scores[c]) for c in sorted(scores, key=lambda c: -scores[c])]
 
 
 def _vector_index_config():

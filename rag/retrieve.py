@@ -18,13 +18,12 @@ from dataclasses import replace
 from ingest.embed import Embedder
 from ingest.errors import IndexIncomplete, InvalidOption, TextIndexMissing
 from ingest.normalize import normalize_text
-from ingest.store import ChunkRow, Filter, Store
+from ingest.store import RRF_K, ChunkRow, Filter, Store, fuse_ranked
 from rag.defaults import DEFAULT_MODE, SEARCH_MODES
 from rag.rerank import Reranker
 from rag.types import Source
 
 MODES = SEARCH_MODES
-RRF_K = 60
 DEFAULT_CANDIDATES = 50
 DEFAULT_RERANK_TOP = 20
 
@@ -70,14 +69,7 @@ def retrieve(
 
 def fuse(lists: Sequence[Sequence[tuple[ChunkRow, float]]], rrf_k: int = RRF_K) -> list[Source]:
     """Reciprocal rank fusion of ranked (row, score) lists into Sources scored by fused score."""
-    scores: dict[str, float] = {}
-    rows: dict[str, ChunkRow] = {}
-    for hits in lists:
-        for rank, (row, _score) in enumerate(hits, start=1):
-            scores[row.id] = scores.get(row.id, 0.0) + 1.0 / (rrf_k + rank)
-            rows[row.id] = row
-    order = sorted(scores, key=lambda cid: -scores[cid])
-    return [source_from_row(rows[cid], scores[cid]) for cid in order]
+    return [source_from_row(row, score) for row, score in fuse_ranked(lists, rrf_k)]
 
 
 def rerank(reranker: Reranker, query: str, ranked: list[Source], top: int) -> list[Source]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 
 import pyarrow as pa
 import pytest
@@ -174,6 +175,84 @@ def test_chinese_full_text_search_finds_the_page_from_its_description(tmp_path, 
         top = [h.path for h in idx.search(query, k=3, mode="text")]
         hits += str(folder / page.name) in top
     assert total >= 20 and hits / total >= 0.8, f"{hits}/{total}"
+
+
+def _pieces(pages):
+    """(4 characters from the middle of each description's longest CJK run of 6+, its page)."""
+    import re
+
+    out = []
+    for page in pages:
+        lines = [ln[2:].strip() for ln in page.read_text().splitlines() if ln.startswith("> ") and "更多信息" not in ln]
+        runs = re.findall(r"[\u4e00-\u9fff]{6,}", lines[0]) if lines else []
+        if runs:
+            run = max(runs, key=len)
+            out.append((run[len(run) // 2 - 2 : len(run) // 2 + 2], page.name))
+    return out
+
+
+def test_a_piece_cut_from_inside_chinese_words_is_found_through_the_pair_index(tmp_path, embedder):
+    """ICU word breaks miss a query that cuts across words; the CJK character-pair index finds it."""
+    folder = tmp_path / "zh"
+    folder.mkdir()
+    pages = _zh_pages(folder, n=60)
+    idx = rag.open_index(tmp_path / "idx", embed_model=embedder)
+    idx.add(folder)
+    store = idx._open()
+    pieces = _pieces(pages)
+    found = {True: 0, False: 0}
+    for piece, name in pieces:
+        for pairs in (True, False):
+            top = [r.path for r, _ in store.search_text(piece, 3, pairs=pairs)]
+            found[pairs] += str(folder / name) in top
+    assert len(pieces) >= 30
+    assert found[True] / len(pieces) >= 0.9, found
+    assert found[True] > found[False], found  # words alone miss some of them
+    # English queries never touch the pair index: the same results either way
+    english = [(r.id, s) for r, s in store.search_text("archive files gzip", 5)]
+    assert english == [(r.id, s) for r, s in store.search_text("archive files gzip", 5, pairs=False)]
+
+
+def test_cjk_pairs_and_runs():
+    from ingest.normalize import cjk_pairs, cjk_runs
+
+    assert cjk_pairs("压缩文件，tar 猫") == "压缩 缩文 文件 猫"
+    assert cjk_pairs("plain English text") == ""
+    assert cjk_pairs("カタカナ 한국어") == "カタ タカ カナ 한국 국어"
+    assert cjk_runs("列出已连接的设备。tar 压缩", 3) == ["列出已连接的设备"]
+
+
+def test_an_index_made_before_the_pair_index_warns_then_gains_it_on_the_next_run(tmp_path, embedder):
+    """An older index (no pairs column, no pair index) still answers Chinese queries by words, with a
+    warning; the next `rag index` run adds the column, fills it and builds the index, changing nothing else."""
+    folder = tmp_path / "zh"
+    folder.mkdir()
+    pages = _zh_pages(folder, n=20)
+    (folder / "notes.md").write_text("# Notes\n\nThe spare key is under the blue flowerpot.\n")
+    idx = rag.open_index(tmp_path / "idx", embed_model=embedder)
+    idx.add(folder)
+    store = idx._open()
+    table = store._table
+    before = sorted(table.to_arrow().select(["id", "text"]).to_pylist(), key=lambda r: r["id"])
+    table.drop_index("cjk_pairs_idx")
+    table.drop_columns(["cjk_pairs"])  # what an index written before this column looks like
+    piece, name = _pieces(pages)[0]
+    old = rag.open_index(tmp_path / "idx", embed_model=embedder)
+    with pytest.warns(rag.IndexIncomplete, match="character-pair index"):
+        old.search(piece, k=3, mode="text")
+    report = rag.open_index(tmp_path / "idx", embed_model=embedder).add(folder)
+    assert report.embedded == 0  # nothing re-embedded: only the column and its index were added
+    again = rag.open_index(tmp_path / "idx", embed_model=embedder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hits = again.search(piece, k=3, mode="text")
+    assert str(folder / name) in [h.path for h in hits]
+    table = again._open()._table
+    after = table.to_arrow().select(["id", "text", "cjk_pairs"]).to_pylist()
+    assert sorted(({"id": r["id"], "text": r["text"]} for r in after), key=lambda r: r["id"]) == before
+    from ingest.normalize import cjk_pairs
+
+    assert all(r["cjk_pairs"] == cjk_pairs(r["text"]) for r in after if cjk_pairs(r["text"]))
 
 
 def test_whitespace_tokenisation_would_not_find_chinese_words(tmp_path):
