@@ -27,7 +27,7 @@ DEFAULT_RERANK_MODEL = "mlx-community/Qwen3-Reranker-0.6B-4bit"
 DEFAULT_K = 5  # chunks retrieved per question
 MAX_K = 50  # the most a server request may ask for
 SEARCH_MODES = ("hybrid", "vector", "text")
-DEFAULT_MODE = "hybrid"  # vector + full text, fused by reciprocal rank
+DEFAULT_MODE = "hybrid"  # vector + full text, their z-scores combined (rag/retrieve.py)
 
 DEFAULT_MAX_TOKENS = 256  # a grounded answer is a few sentences; 512 let looping replies run for minutes
 DEFAULT_CONTEXT_TOKENS = 8192  # prompt budget cap: prefill on a CPU runs at ~50-150 tokens/s

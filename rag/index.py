@@ -193,7 +193,7 @@ class Index:
         """The k best chunks for `query`, best first.
 
         Args:
-            mode: "hybrid" (default: vector + full-text, fused by reciprocal rank), "vector" or "text".
+            mode: "hybrid" (default: vector + full-text, scores combined), "vector" or "text".
             rerank: rescore the top candidates with the reranker; None = the index's default (on where
                 MLX has a GPU, off on CPU-only machines, where it costs seconds per passage).
             collection, path_globs ("*.pdf", "reports/**"), file_types ("pdf", "md"): filters.

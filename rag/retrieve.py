@@ -1,12 +1,16 @@
 """Retrieval: vector, full-text (BM25) or hybrid search over the index, optionally reranked.
 
-Hybrid fuses the two ranked lists with reciprocal rank fusion, score(d) = sum over lists of
-1 / (RRF_K + rank), which needs no score calibration between cosine similarities and BM25 scores
-(Cormack et al., 2009; k = 60). Each list contributes its top `candidates`. Every returned source carries its cosine similarity to the query
-when vector search found it (`Source.similarity`, used to decide refusals), whatever the mode's score. A reranker, when given,
-rescores the top `rerank_top` fused candidates and they are re-sorted by its score.
-An index without its full-text index (a run killed before building it) is searched by vector alone,
-with an `IndexIncomplete` warning: readers never build indexes. The query is normalised like indexed text (ingest/normalize.py) first. This module returns ranked chunks; merging, widening and diversifying them is context.py's job.
+Hybrid scores each candidate chunk with a convex combination of its two scores, each z-normalised over
+its own list's candidates: 0.5 * z(cosine) + 0.5 * z(BM25), a chunk one list didn't return getting that
+list's lowest z (`combined_scores`). Chosen on SciFact's train split over reciprocal rank fusion and
+min-max or theoretical-min scaling, per chunk or per document (bench/fusion.py; the numbers are in the
+README); the weights are equal, not tuned. Each list contributes its top `candidates`. Every returned
+source carries its cosine similarity to the query when vector search found it (`Source.similarity`,
+used to decide refusals), whatever the mode's score. A reranker, when given, rescores the top
+`rerank_top` combined candidates and they are re-sorted by its score. An index without its full-text
+index (a run killed before building it) is searched by vector alone, with an `IndexIncomplete`
+warning: readers never build indexes. The query is normalised like indexed text (ingest/normalize.py)
+first. This module returns ranked chunks; merging, widening and diversifying them is context.py's job.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from dataclasses import replace
 from ingest.embed import Embedder
 from ingest.errors import IndexIncomplete, InvalidOption, TextIndexMissing
 from ingest.normalize import normalize_text
-from ingest.store import RRF_K, ChunkRow, Filter, Store, fuse_ranked
+from ingest.store import ChunkRow, Filter, Store
 from rag.defaults import DEFAULT_MODE, SEARCH_MODES
 from rag.rerank import Reranker
 from rag.types import Source
 
 MODES = SEARCH_MODES
+HYBRID_ALPHA = 0.5  # the vector list's weight in hybrid's combination; the text list has 1 - HYBRID_ALPHA
 DEFAULT_CANDIDATES = 50
 DEFAULT_RERANK_TOP = 20
 
@@ -57,7 +62,7 @@ def retrieve(
     vector = embedder.embed([embedder.query_prefix + query])[0] if mode != "text" else None
     vector_hits = store.search(vector, depth, where) if vector is not None else []
     ranked = (
-        fuse([vector_hits, text_hits])
+        combine(vector_hits, text_hits)
         if mode == "hybrid"
         else [source_from_row(r, s) for r, s in vector_hits or text_hits]
     )
@@ -67,9 +72,38 @@ def retrieve(
     return [replace(s, similarity=similarity.get(s.chunk_id)) for s in ranked[:k]]
 
 
-def fuse(lists: Sequence[Sequence[tuple[ChunkRow, float]]], rrf_k: int = RRF_K) -> list[Source]:
-    """Reciprocal rank fusion of ranked (row, score) lists into Sources scored by fused score."""
-    return [source_from_row(row, score) for row, score in fuse_ranked(lists, rrf_k)]
+def combine(
+    vector_hits: Sequence[tuple[ChunkRow, float]],
+    text_hits: Sequence[tuple[ChunkRow, float]],
+    alpha: float = HYBRID_ALPHA,
+) -> list[Source]:
+    """Hybrid's ranking: each chunk scored alpha * z(cosine) + (1 - alpha) * z(text score), best first
+    (see `combined_scores`)."""
+    rows = {row.id: row for hits in (vector_hits, text_hits) for row, _ in hits}
+    scores = combined_scores(
+        [[(row.id, s) for row, s in vector_hits], [(row.id, s) for row, s in text_hits]], [alpha, 1 - alpha]
+    )
+    return [source_from_row(rows[cid], score) for cid, score in sorted(scores.items(), key=lambda kv: -kv[1])]
+
+
+def combined_scores(lists: Sequence[Sequence[tuple[str, float]]], weights: Sequence[float]) -> dict[str, float]:
+    """A convex combination of the lists' z-normalised scores: each list's scores become z-scores over
+    its own candidates ((score - mean) / standard deviation), so cosine similarities and BM25 scores
+    are on one scale; a chunk a list didn't return gets that list's lowest z-score. A list whose
+    scores are all equal (one hit, say) gives its hits 1 and the chunks it lacks 0."""
+    combined: dict[str, float] = {}
+    scaled = []
+    for hits, weight in zip(lists, weights, strict=True):
+        if not hits:
+            continue
+        values = [s for _, s in hits]
+        mean = sum(values) / len(values)
+        deviation = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+        z = {cid: (s - mean) / deviation if deviation > 1e-12 else 1.0 for cid, s in hits}
+        scaled.append((weight, z, min(z.values()) if deviation > 1e-12 else 0.0))
+    for cid in {cid for _, z, _ in scaled for cid in z}:
+        combined[cid] = sum(weight * z.get(cid, floor) for weight, z, floor in scaled)
+    return combined
 
 
 def rerank(reranker: Reranker, query: str, ranked: list[Source], top: int) -> list[Source]:

@@ -1,5 +1,5 @@
-"""Retrieval quality features on real parts: metrics against hand-computed values, RRF fusion, full-text
-and hybrid search (exact terms, Chinese via ICU word segmentation), filters, context assembly, and the
+"""Retrieval quality features on real parts: metrics against hand-computed values, hybrid fusion, full-text
+and hybrid search (exact terms, Chinese via ICU word segmentation and character pairs), filters, context assembly, and the
 `rag eval retrieval` harness on a small BEIR slice of SciFact."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from conftest import data_path, make_pdf
 from typer.testing import CliRunner
 
 import rag
-from ingest.store import ChunkRow
+from ingest.store import RRF_K, ChunkRow, fuse_ranked
 from rag.cli import app
 from rag.context import diversify, merge_adjacent
 from rag.eval.metrics import mrr_at, ndcg_at, percentile, recall_at
-from rag.retrieve import RRF_K, fuse
+from rag.retrieve import combine
 from rag.types import Source
 
 # -- metrics, by hand ------------------------------------------------------------------------------
@@ -70,13 +70,31 @@ def test_bootstrap_intervals_and_paired_differences():
 
 
 def test_reciprocal_rank_fusion_by_hand():
+    """What fuses the word and character-pair lists of a Chinese text search."""
     vector = [(_row("a"), 0.9), (_row("b"), 0.8), (_row("c"), 0.7)]
     text = [(_row("c"), 12.0), (_row("d"), 9.0)]
-    fused = fuse([vector, text])
-    scores = {s.chunk_id: s.score for s in fused}
+    fused = fuse_ranked([vector, text])
+    scores = {row.id: score for row, score in fused}
     assert scores["c"] == pytest.approx(1 / (RRF_K + 3) + 1 / (RRF_K + 1))
     assert scores["a"] == pytest.approx(1 / (RRF_K + 1))
-    assert [s.chunk_id for s in fused] == ["c", "a", "b", "d"]
+    assert [row.id for row, _ in fused] == ["c", "a", "b", "d"]
+
+
+def test_hybrid_combination_of_z_scores_by_hand():
+    vector = [(_row("a"), 0.9), (_row("b"), 0.8), (_row("c"), 0.7)]
+    text = [(_row("c"), 12.0), (_row("d"), 9.0)]
+    z_a = 0.1 / math.sqrt(0.02 / 3)  # vector: mean 0.8, deviation sqrt(0.02 / 3); text: mean 10.5, deviation 1.5
+    combined = combine(vector, text)
+    scores = {s.chunk_id: s.score for s in combined}
+    assert scores["a"] == pytest.approx(0.5 * z_a + 0.5 * -1.0)  # missing from text: its lowest z, -1
+    assert scores["b"] == pytest.approx(0.5 * 0.0 + 0.5 * -1.0)
+    assert scores["c"] == pytest.approx(0.5 * -z_a + 0.5 * 1.0)
+    assert scores["d"] == pytest.approx(0.5 * -z_a + 0.5 * -1.0)  # missing from vector: its lowest z
+    assert [s.chunk_id for s in combined] == ["a", "c", "b", "d"]
+    # a list of one hit (no spread) lifts that hit above the chunks it lacks
+    lone = {s.chunk_id: s.score for s in combine(vector, [(_row("b"), 3.0)])}
+    assert lone["b"] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0) and lone["a"] == pytest.approx(0.5 * z_a)
+    assert [s.chunk_id for s in combine([], text)] == ["c", "d"]  # one list alone keeps its order
 
 
 # -- search modes on a real index ------------------------------------------------------------------
@@ -99,7 +117,7 @@ def test_text_and_hybrid_find_an_exact_code(index):
     assert text and text[0].path.endswith("parts.md")
     hybrid = index.search("XJ-9921-B", k=3, mode="hybrid")
     assert hybrid[0].path.endswith("parts.md")
-    assert all(h.score <= 2 / (RRF_K + 1) for h in hybrid)  # RRF scores
+    assert hybrid[0].score > 0  # above the average candidate of both lists (z-scores)
 
 
 def test_modes_agree_on_an_easy_question_and_reject_unknown_modes(index):

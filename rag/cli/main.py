@@ -406,7 +406,7 @@ def search(
     file_type: TypeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Retrieve the most relevant chunks (no LLM), ranked with scores (RRF scores in hybrid mode)."""
+    """Retrieve the most relevant chunks (no LLM), ranked with scores (hybrid: mean z-score of the vector and text lists)."""
     idx, s = _open(index, embed_model, k=k, rerank_model=rerank_model)
     hits = idx.search(query, k=s.k, collection=collection, **_search_options(mode, rerank, path, file_type))
     if as_json:
