@@ -40,7 +40,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rag.citations import check, words
+from rag.citations import check, tokens
 from rag.defaults import DEFAULT_MAX_TOKENS
 from rag.generate import Generator, elapsed_ms
 from rag.prompt import build_messages, is_refusal, not_found_text
@@ -97,7 +97,7 @@ def answer_events(
         if refuse:
             yield from _refuse(said, why)
             return
-    labels = {w for s in sources for w in words(s.location)}
+    labels = {w for s in sources for w in tokens(s.location)}
     reply = ReplyFilter(len(sources), labels)
     messages = build_messages(question, sources, allow_general=allow_general)
     yield from said.relay(generator.stream(messages, max_tokens=max_tokens, thinking=thinking), reply)

@@ -193,4 +193,9 @@ def best_snippet(source_text: str, claim: str, width: int = 240) -> str:
 
 def words(text: str) -> list[str]:
     """Lower-cased content words (CJK: single characters), without markers and common stop words."""
-    return [w for w in _WORD.findall(strip_markers(text).lower()) if w not in _STOP]
+    return [w for w in tokens(text) if w not in _STOP]
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased words (CJK: single characters), stop words included, without markers."""
+    return _WORD.findall(strip_markers(text).lower())

@@ -88,7 +88,8 @@ def is_refusal(answer: str) -> bool:
     Chinese) and cites nothing after that: "the sources give no price, but the key is under the pot [1]"
     is an answer."""
     flat = " ".join(answer.lower().replace("’", "'").split())
-    parts = re.split(r"(?<=[.!?。！？])\s*|,\s*but\b|，但", flat, maxsplit=1)
+    # a sentence ends at . ! ? before a space or the end ("p0218.md" goes on), or at a CJK full stop
+    parts = re.split(r"(?<=[.!?])(?:\s+|$)|(?<=[。！？])\s*|,\s*but\b|，但", flat, maxsplit=1)
     rest = parts[1] if len(parts) > 1 else ""
     return any(phrase in parts[0] for phrase in _REFUSALS) and not MARKER_START.search(rest)
 

@@ -46,6 +46,8 @@ REFUSAL_OPENERS = (
 )
 _SENTENCE = re.compile(r"(?:[^.!?。！？\n]|[.!?](?!\s|$))*(?:[.!?](?=\s|$)|[。！？]|\n|$)")
 _LIST_MARK = re.compile(r"(?:\d{1,3}[.)]|[-*•])")
+_LAST_WORD = re.compile(r"[^\W_]+$")
+_ECHO_TOKEN = re.compile(r"\[\d+\]|[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+|[^\w\s]")  # CJK: by character
 
 
 class ReplyFilter:
@@ -53,7 +55,8 @@ class ReplyFilter:
 
     Args:
         n_sources: markers [1]..[n_sources] are kept, others dropped and listed in `invalid`.
-        labels: words of the sources' labels ("[1] 15-0.txt" is no answer either).
+        labels: the words of the sources' labels, lower-cased, stop words too ("[1] 15-0.txt" is no
+            answer either).
     """
 
     def __init__(self, n_sources: int, labels: AbstractSet[str] = frozenset()) -> None:
@@ -94,15 +97,37 @@ class ReplyFilter:
             return "no words" if self.text.strip() else ""
         if self.stopped and not self._has_words(self.text):  # "1. 1.1.1.1…": numbers looping
             return "no words"
-        return "refusal" if _opens_as_refusal(self.text) and is_refusal(self.text) else ""
+        text = self._unechoed(self.text)
+        return "refusal" if _opens_as_refusal(text) and is_refusal(text) else ""
 
     def _safe_length(self) -> int:
         text = self.text
         marker = OPEN_MARKER.search(text)
         body = text[: marker.start()] if marker else text
-        if not self._has_words(body) or _may_open_as_refusal(body):
+        if not self._has_words(self._settled(body)) or _may_open_as_refusal(self._unechoed(body)):
             return 0
         return len(text[: min(len(body), _repeat_hold(text))].rstrip())  # never ends in whitespace
+
+    def _settled(self, text: str) -> str:
+        """`text` without its last word while that may still be growing ("p" of "p0055" as "[1] p0055.md"
+        arrives a token at a time, "t" of "the"), so whether a reply has words of its own doesn't depend
+        on how it was cut into pieces."""
+        last = _LAST_WORD.search(text)
+        return text[: last.start()] if last else text
+
+    def _unechoed(self, text: str) -> str:
+        """`text` after a leading echo of the sources' labels ("[1] p0218.md › … [2] … I couldn't find
+        that"): from a first [n] on, markers, the labels' words, numbers and punctuation. A reply that
+        doesn't start with a marker is returned whole."""
+        if not text.lstrip().startswith("["):
+            return text
+        end = 0
+        for token in _ECHO_TOKEN.finditer(text):
+            word = token.group()
+            if word[0].isalnum() and not word.isdigit() and word.lower() not in self.labels:
+                break
+            end = token.end()
+        return text[end:]
 
     def _has_words(self, text: str) -> bool:
         """Words other than numbers and the sources' labels (a reply of numbers is held until it ends)."""

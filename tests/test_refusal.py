@@ -168,6 +168,30 @@ def test_markers_or_source_labels_again_after_the_retry_end_as_no_answer(tmp_pat
     assert answer.sources  # the closest sources are still given
 
 
+class _ByCharacter(_Replies):
+    """Streams each reply a character at a time, as a model's tokens may cut it."""
+
+    def stream(self, messages, *, max_tokens=512, thinking=False):
+        from rag.generate import Piece
+
+        self.calls.append([dict(m) for m in messages])
+        reply = self.replies[min(len(self.calls) - 1, len(self.replies) - 1)]
+        for i, ch in enumerate(reply, 1):
+            yield Piece(text=ch, prompt_tokens=100, generated_tokens=i, generation_tps=10.0)
+
+
+def test_source_labels_streamed_a_character_at_a_time_are_no_answer(tmp_path, docs, embedder):
+    index = index_folder(tmp_path, docs, embedder, None)
+    sources = index.sources("Where is the spare key hidden?", 3)
+    labels = " ".join(f"[{n}] {s.location}" for n, s in enumerate(sources, 1))
+    index._generator = llm = _ByCharacter(labels, labels)
+    events = list(index.stream_answer("Where is the spare key hidden?", k=3))
+    answer = events[-1].answer
+    assert len(llm.calls) == 2  # asked again plainly, then given up
+    assert answer.refused and answer.refusal_reason == "the model gave no answer"
+    assert [e.text for e in events if isinstance(e, rag.TokenEvent)] == [NOT_FOUND]
+
+
 def test_chinese_coverage_counts_character_pairs_so_an_unrelated_chinese_page_is_not_covered():
     # any Chinese page holds most single characters of a Chinese question (文, 件, 的, 内, 容…): the gate
     # let 83% of unanswerable tldr-zh questions through (bench/gate_zh.py); pairs tell the pages apart

@@ -255,3 +255,49 @@ def test_rag_ask_and_ask_json_agree_on_what_is_cited_with_the_real_smollm2(
     assert garden["cited"] and garden["cited_by"] in ("model", "checker")
     assert (garden["cited_by"] == "checker") == (garden["n"] in data["attributed_citations"])
     assert data["stopped_reason"] == "end" and all(s["supported"] for s in data["sentences"])
+
+
+# -- a reply's verdict doesn't depend on how it was cut into pieces ---------------------------------
+
+
+def _splits(reply: str):
+    """The reply whole, a character at a time, a word at a time, and cut at random places."""
+    import random
+
+    yield [reply]
+    yield list(reply)
+    yield re.findall(r"\s*\S+", reply)
+    for seed in range(20):
+        rng = random.Random(seed)
+        cuts = sorted(rng.sample(range(1, len(reply)), rng.randint(1, min(25, len(reply) - 1))))
+        yield [reply[a:b] for a, b in zip([0, *cuts], [*cuts, len(reply)], strict=True)]
+
+
+LABELLED = ["p0055.md › National Grange of the Order of Patrons of Husbandry", "p0492.md › Horseshoe Bend"]
+
+
+def _filtered(pieces, locations=LABELLED):
+    from rag.citations import tokens
+
+    reply = ReplyFilter(len(locations), {w for loc in locations for w in tokens(loc)})
+    shown = "".join(reply.feed(p) for p in pieces) + reply.close()
+    return shown, reply.held_back
+
+
+def test_a_reply_of_source_labels_is_no_answer_however_it_streams():
+    # a token at a time, " p" of "p0055" had counted as words of the reply's own, and it was shown
+    reply = "[1] p0055.md › National Grange… [2] p0492.md › Horseshoe…"
+    assert {_filtered(pieces) for pieces in _splits(reply)} == {("", "no words")}
+
+
+def test_labels_echoed_before_a_refusal_make_a_refusal_however_it_streams():
+    from rag.prompt import is_refusal
+
+    reply = "[1] p0055.md › … [2] … I couldn't find that in your documents."
+    assert {_filtered(pieces) for pieces in _splits(reply)} == {("", "refusal")}
+    # the "." of "p0218.md" is no sentence end: the refusal is in the reply's first sentence
+    assert is_refusal("[1] p0218.md › … [2] … I couldn't find that in your documents.")
+    assert not is_refusal("I couldn't find the price in p0218.md. The key is under the pot [1].")
+    # an answer that starts with a marker is still an answer, and still streams
+    answer = "[1] The Grange was founded in 1867."
+    assert {_filtered(pieces) for pieces in _splits(answer)} == {(answer, "")}
