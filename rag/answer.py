@@ -59,6 +59,8 @@ class Retrieved:
     Args:
         sources: what the model is shown, numbered from 1 (already fitted to the context window).
         judged: what the gate judges: its calibrated number of best sources, however many are shown.
+        chosen: `sources` are a caller's choice (`Index.stream_answer(sources=...)`), not retrieved:
+            the relevance gate doesn't judge them (the model may still refuse).
         whole: `sources` are one whole document the question names.
         started: `time.perf_counter()` when the question arrived (timings count from it).
         retrieval_ms: how long finding the sources took.
@@ -70,6 +72,7 @@ class Retrieved:
     whole: bool = False
     started: float = field(default_factory=time.perf_counter)
     retrieval_ms: float = 0.0
+    chosen: bool = False
 
 
 def answer_events(
@@ -92,7 +95,7 @@ def answer_events(
     said = _Transcript(retrieved, max_tokens)
     yield SourcesEvent(sources)
     grounded = not allow_general and not retrieved.whole
-    if grounded:
+    if grounded and not retrieved.chosen:
         refuse, why = gate.refuses(question, retrieved.judged)
         if refuse:
             yield from _refuse(said, why)

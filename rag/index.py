@@ -351,6 +351,7 @@ class Index:
         widen: int = 0,
         allow_general: bool = False,
         context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+        sources: Sequence[Source] | None = None,
         **search_options,
     ) -> Iterator[Event]:
         """Answer `question` from the index, streaming: a SourcesEvent, then TokenEvents (and
@@ -364,13 +365,19 @@ class Index:
         hold it, ends as a refusal (Answer.refused, Answer.refusal_reason says why), with the standard
         "not found in your documents" text and the closest sources; [n] citations are checked against
         the sources. What the TokenEvents carry is exactly `Answer.text`; a looping reply ends at its
-        first repetition (`Answer.stopped_reason`)."""
+        first repetition (`Answer.stopped_reason`). `sources` answers from these instead of retrieving
+        (an app's own retrieval; `rag eval answers --oracle` gives the gold paragraph): they are cut to
+        the budget the same way; the relevance gate doesn't judge them (the model may still refuse)."""
         self._open()  # a missing index fails before any model loads
         self.embedder, self.generator  # load both models before the clock starts  # noqa: B018
         started = time.perf_counter()
         budget = self._source_budget(question, max_tokens, context_tokens)
-        sources, judged, whole = self._answer_sources(question, k, widen, collection, budget, search_options)
-        retrieved = Retrieved(question, sources, judged, whole, started, elapsed_ms(started))
+        if sources is not None:
+            shown = fit_budget(list(sources), self.generator.count_tokens, budget)
+            retrieved = Retrieved(question, shown, shown, False, started, elapsed_ms(started), chosen=True)
+        else:
+            shown, judged, whole = self._answer_sources(question, k, widen, collection, budget, search_options)
+            retrieved = Retrieved(question, shown, judged, whole, started, elapsed_ms(started))
         yield from answer_events(
             retrieved, self.generator, self.gate, allow_general=allow_general, thinking=thinking, max_tokens=max_tokens
         )

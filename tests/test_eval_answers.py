@@ -249,6 +249,37 @@ def test_harness_scores_and_records_every_question(tmp_path, squad_file, embedde
     assert result.total_p50_ms > 0 and result.first_token_p95_ms >= result.first_token_p50_ms > 0
 
 
+class RecordingGenerator(ScriptedGenerator):
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def stream(self, messages, *, max_tokens=512, thinking=False):
+        self.prompts.append(messages[-1]["content"])
+        yield from super().stream(messages, max_tokens=max_tokens, thinking=thinking)
+
+
+def test_the_oracle_answers_each_question_from_its_gold_paragraph_alone(tmp_path, squad_file, embedder):
+    data = load_squad(squad_file)
+    llm = RecordingGenerator()
+    index = Index(tmp_path / "space" / "index", embed_model=embedder, llm=llm, reranker=False)
+    result = evaluate_answers(index, data, tmp_path / "space", limit=4, seed=0, k=2, oracle=True)
+    asked = result.records
+    assert len(asked) == 4 and all("oracle" in r for r in asked)
+    for r in asked:  # the oracle's prompt (the question's last) shows one source: the gold paragraph
+        prompt = [p for p in llm.prompts if p.rstrip().endswith(r["question"])][-1]
+        shown = prompt.split("Question:")[0]
+        gold = data.paragraphs[r["gold_paragraph"]]
+        others = [text for stem, text in data.paragraphs.items() if stem != r["gold_paragraph"]]
+        assert gold.split(". ")[0] in shown, shown
+        assert not any(o.split(". ")[0] in shown for o in others), shown
+        assert "[1]" in shown and "[2]" not in shown
+    assert result.oracle_containment == pytest.approx(sum(r["oracle"]["contains"] for r in asked) / 4)
+    assert result.oracle_f1 == pytest.approx(sum(r["oracle"]["f1"] for r in asked) / 4)
+    assert result.oracle_false_refusal_rate == pytest.approx(sum(r["oracle"]["refused"] for r in asked) / 4)
+    plain = evaluate_answers(index, data, tmp_path / "space", limit=4, seed=0, k=2)
+    assert plain.oracle_containment is None and all("oracle" not in r for r in plain.records)
+
+
 def test_a_copied_workspace_does_not_leave_each_paragraph_indexed_twice(tmp_path, squad_file, embedder):
     data = load_squad(squad_file)
     index = Index(tmp_path / "index", embed_model=embedder, llm=ScriptedGenerator(), reranker=False)

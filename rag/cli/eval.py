@@ -134,10 +134,14 @@ def eval_answers(
         typer.Option("--articles", help="Ask questions of all, odd or even articles (odd: held out from calibration)."),
     ] = "all",
     k: KOpt = None,
+    oracle: Annotated[
+        bool,
+        typer.Option("--oracle", help="Also answer each question from its gold paragraph alone, and compare."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Index a SQuAD file's paragraphs once, ask sampled questions, print exact match, F1, answer containment,
-    citation precision, refusals and latency."""
+    citation precision, refusals and latency; with --oracle, the same for the gold paragraph alone."""
     from rag.eval import answers as ea
 
     data = ea.load_squad(file)
@@ -155,7 +159,7 @@ def eval_answers(
         if not as_json and (done % 10 == 0 or done == total):
             err.print(f"[dim]{done}/{total} questions asked[/dim]")
 
-    _print_answer_eval(ea.run(idx, data, plan, space, k=s.k, progress=tick), s.llm, as_json)
+    _print_answer_eval(ea.run(idx, data, plan, space, k=s.k, oracle=oracle, progress=tick), s.llm, as_json)
 
 
 def _print_answer_eval(r, llm: str, as_json: bool) -> None:
@@ -179,6 +183,19 @@ def _print_answer_eval(r, llm: str, as_json: bool) -> None:
         ("first token p50/p95", f"{r.first_token_p50_ms:.0f} / {r.first_token_p95_ms:.0f} ms"),
         ("total p50/p95", f"{r.total_p50_ms:.0f} / {r.total_p95_ms:.0f} ms"),
     ]
+    if r.oracle_containment is not None:
+
+        def ratio(a: float, b: float) -> str:
+            return f"{a / b:.2f}" if b else "-"
+
+        rows += [
+            ("oracle: gold paragraph", f"containment {pct(r.oracle_containment)}, F1 {pct(r.oracle_f1)}"),
+            ("  its false refusals", pct(r.oracle_false_refusal_rate)),
+            (
+                "pipeline / oracle",
+                f"containment {ratio(r.containment, r.oracle_containment)}, F1 {ratio(r.f1, r.oracle_f1)}",
+            ),
+        ]
     if r.unanswerable:
         rows += [
             ("unanswerable questions", str(r.unanswerable)),

@@ -7,7 +7,9 @@ the index. A seeded sample of questions is asked against "all" and scored with S
 token F1, answer containment (a gold answer occurs, as whole words after normalisation, in the answer),
 citation precision (each cited source — [n] written by the model, or attributed by the citation checker,
 counted apart too — is a chunk containing a gold answer), false refusals,
-retrieval hits (the gold paragraph among the sources) and latency.
+retrieval hits (the gold paragraph among the sources) and latency. With the oracle, every answerable
+question is asked a second time with its gold paragraph as the only source, and the pipeline's
+containment and F1 can be read as a share of that bound (the model, not retrieval, limits them).
 
 Answers are scored without their [n] citation markers. Refusals count as wrong: a refused answerable
 question scores 0 for exact match, F1 and containment, whatever its text says, and its citations are not
@@ -41,6 +43,7 @@ from rag.eval.metrics import contains_answer, exact_match, percentile, squad_nor
 ALL, HOLDOUT = "all", "holdout"  # collection names
 DEFAULT_LIMIT = 100
 RECORDS_FILE = "answers.jsonl"
+ORACLE_FIELDS = ("prediction", "refused", "refusal_reason", "exact_match", "f1", "contains", "total_ms")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ class AnswerEval:
     unanswerable_p50_ms: float | None = None
     model_citations: int = 0  # of `citations`, written as [n] by the model (the rest: added by the checker)
     model_citation_precision: float | None = None
+    # With the oracle: the same answerable questions answered from their gold paragraph alone
+    oracle_exact_match: float | None = None
+    oracle_f1: float | None = None
+    oracle_containment: float | None = None
+    oracle_false_refusal_rate: float | None = None
     records_path: str = ""
     records: list[dict] = field(default_factory=list, repr=False)  # also saved in records_path
 
@@ -210,17 +218,26 @@ def run(
     workspace: Path,
     *,
     k: int = rag.DEFAULT_K,
+    oracle: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerEval:
     """Ask the planned questions with `k` sources each (collections already indexed), score them and
-    save the records to workspace/answers.jsonl. `progress` gets (questions done, questions in all)."""
+    save the records to workspace/answers.jsonl. `progress` gets (questions done, questions in all).
+    With `oracle`, each answerable question is also answered from its gold paragraph alone (given as
+    the sources: no retrieval and no relevance gate; the same prompt, model and checks), so the pipeline can be read
+    against what the model manages with perfect retrieval."""
     if plan.asked or plan.held:  # untimed warm-up: the first generation pays one-off setup costs
         first, collection = (plan.asked[0], ALL) if plan.asked else (plan.held[0], HOLDOUT)
         index.ask(first.question, k=k, collection=collection, max_tokens=1)
     total, records = len(plan.asked) + len(plan.held), []
     for kind, questions, collection in (("answerable", plan.asked, ALL), ("unanswerable", plan.held, HOLDOUT)):
         for q in questions:
-            records.append(_record(kind, q, index.ask(q.question, k=k, collection=collection)))
+            record = _record(kind, q, index.ask(q.question, k=k, collection=collection))
+            if oracle and kind == "answerable":
+                gold = index.get_document((Path(workspace) / "corpus" / f"{q.paragraph}.txt").resolve(), ALL)
+                alone = _record(kind, q, index.ask(q.question, k=k, sources=gold))
+                record["oracle"] = {key: alone[key] for key in ORACLE_FIELDS}
+            records.append(record)
             if progress:
                 progress(len(records), total)
     path = Path(workspace) / RECORDS_FILE
@@ -238,6 +255,7 @@ def evaluate_answers(
     seed: int = 0,
     k: int = rag.DEFAULT_K,
     articles: str = "all",
+    oracle: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerEval:
     """Plan, index and run in one call.
@@ -248,11 +266,12 @@ def evaluate_answers(
         seed: sampling seed for both samples.
         k: sources per answer.
         articles: "all", or only the questions of "odd" / "even" articles (see plan_questions).
+        oracle: also answer each answerable question from its gold paragraph alone (see run).
         progress: called with (questions done, questions in all) after each question.
     """
     plan = plan_questions(data, limit, unanswerable, seed, articles)
     index_collections(index, data, plan, workspace)
-    return run(index, data, plan, workspace, k=k, progress=progress)
+    return run(index, data, plan, workspace, k=k, oracle=oracle, progress=progress)
 
 
 def _add(index: rag.Index, paragraphs: Mapping[str, str], folder: Path, collection: str, progress) -> rag.IndexReport:
@@ -330,9 +349,22 @@ def _aggregate(name: str, records: Sequence[dict], path: str) -> AnswerEval:
         unanswerable=len(held),
         refusal_rate=_mean(r["refused"] for r in held) if held else None,
         unanswerable_p50_ms=percentile([r["total_ms"] for r in held], 50) if held else None,
+        **_oracle_means([r["oracle"] for r in answerable if "oracle" in r]),
         records_path=path,
         records=list(records),
     )
+
+
+def _oracle_means(oracle: list[dict]) -> dict[str, float | None]:
+    """The oracle's scores over the questions it answered (none: all None)."""
+    if not oracle:
+        return {}
+    return {
+        "oracle_exact_match": _mean(o["exact_match"] for o in oracle),
+        "oracle_f1": _mean(o["f1"] for o in oracle),
+        "oracle_containment": _mean(o["contains"] for o in oracle),
+        "oracle_false_refusal_rate": _mean(o["refused"] for o in oracle),
+    }
 
 
 def _mean(values) -> float:
