@@ -33,7 +33,8 @@ _SENTENCE_END = re.compile(
 _PARAGRAPH = re.compile(r"\n\s*\n|\n(?=#)|(?m:(?<=^#)[^\n]*\n)")
 _LIST_NUMBER = re.compile(r"\d{1,3}[.)]")
 _LIST_PREFIX = re.compile(r"^\s*\d{1,3}[.)]\s+")
-_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+", re.UNICODE)
+CJK_CHARS = "\u3400-\u9fff\uf900-\ufaff"  # each one a word of its own
+WORD = re.compile(f"[{CJK_CHARS}]|[^\\W_]+", re.UNICODE)
 MIN_SUPPORT = 0.6
 SUPPORT_MARGIN = 0.15
 _STOP = frozenset(
@@ -198,4 +199,4 @@ def words(text: str) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     """Lower-cased words (CJK: single characters), stop words included, without markers."""
-    return _WORD.findall(strip_markers(text).lower())
+    return WORD.findall(strip_markers(text).lower())

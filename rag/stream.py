@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Set as AbstractSet
 
-from rag.citations import words
+from rag.citations import CJK_CHARS, WORD, words
 from rag.markers import MARKER, OPEN_MARKER, filter_markers
 from rag.prompt import NOT_FOUND, NOT_FOUND_ZH, is_refusal
 
@@ -46,8 +46,8 @@ REFUSAL_OPENERS = (
 )
 _SENTENCE = re.compile(r"(?:[^.!?。！？\n]|[.!?](?!\s|$))*(?:[.!?](?=\s|$)|[。！？]|\n|$)")
 _LIST_MARK = re.compile(r"(?:\d{1,3}[.)]|[-*•])")
-_LAST_WORD = re.compile(r"[^\W_]+$")
-_ECHO_TOKEN = re.compile(r"\[\d+\]|[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+|[^\w\s]")  # CJK: by character
+_LAST_WORD = re.compile(f"[^\\W_{CJK_CHARS}]+$")  # a CJK character is a whole word as soon as it arrives
+_ECHO_TOKEN = re.compile(r"\[\d+\]|" + WORD.pattern + r"|[^\w\s]")
 
 
 class ReplyFilter:
@@ -111,7 +111,7 @@ class ReplyFilter:
     def _settled(self, text: str) -> str:
         """`text` without its last word while that may still be growing ("p" of "p0055" as "[1] p0055.md"
         arrives a token at a time, "t" of "the"), so whether a reply has words of its own doesn't depend
-        on how it was cut into pieces."""
+        on how it was cut into pieces. CJK characters are words one by one, so none is held."""
         last = _LAST_WORD.search(text)
         return text[: last.start()] if last else text
 

@@ -301,3 +301,13 @@ def test_labels_echoed_before_a_refusal_make_a_refusal_however_it_streams():
     # an answer that starts with a marker is still an answer, and still streams
     answer = "[1] The Grange was founded in 1867."
     assert {_filtered(pieces) for pieces in _splits(answer)} == {(answer, "")}
+
+
+def test_a_chinese_answer_streams_from_its_first_character():
+    # a CJK character is a word of its own: holding a growing last word must not hold a whole clause
+    answer = "列出存档的内容，使用 tar tf [1]。"
+    pieces = list(answer)
+    reply = ReplyFilter(1, {"tar", "md"})
+    shown = [reply.feed(p) for p in pieces]
+    assert shown[0] == "列" and "".join(shown) + reply.close() == answer
+    assert {_filtered(p, ["tar.md › tar"]) for p in _splits(answer)} == {(answer, "")}
