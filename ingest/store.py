@@ -310,15 +310,19 @@ class Store:
                 stacklevel=3,
             )
         codes = self._code_matches(text, where)
-        position = {row.id: i for i, (row, _) in reversed(list(enumerate(ranked)))}
+        position = _positions(ranked)
         return _first(sorted(codes, key=lambda hit: (-hit[1], position.get(hit[0].id, len(ranked)))), ranked, k)
 
     def _bm25(self, column: str, text: str, k: int, where: Filter | None) -> list[tuple[ChunkRow, float]]:
-        query = self._table.search(text, query_type="fts", fts_columns=column).limit(k)
-        query = query.select(ROW_FIELDS + ["_score"])
+        return [(_row(r), float(r["_score"])) for r in self._fts(text, k, where, column)]
+
+    def _fts(self, query: Any, k: int, where: Filter | None, column: str | None = None) -> list[dict[str, Any]]:
+        """The k best records of a full-text query (a string over `column`, or a LanceDB query object)."""
+        search = self._table.search(query, query_type="fts", fts_columns=column).limit(k)
+        search = search.select(ROW_FIELDS + ["_score"])
         if where and where.sql():
-            query = query.where(where.sql(), prefilter=True)
-        return [(_row(r), float(r["_score"])) for r in query.to_arrow().to_pylist()]
+            search = search.where(where.sql(), prefilter=True)
+        return search.to_arrow().to_pylist()
 
     def _phrase_matches(
         self,
@@ -341,17 +345,12 @@ class Store:
         rows = {row.id: row for row, _ in candidates}
         found: dict[str, int] = {}
         for phrase in phrases:
-            query = self._table.search(
-                PhraseQuery(cjk_pairs(phrase), PAIRS, slop=0, document_granularity=None), query_type="fts"
-            )
-            query = query.limit(max(k, PHRASE_CANDIDATES)).select(ROW_FIELDS + ["_score"])
-            if where and where.sql():
-                query = query.where(where.sql(), prefilter=True)
-            for record in query.to_arrow().to_pylist():
+            query = PhraseQuery(cjk_pairs(phrase), PAIRS, slop=0, document_granularity=None)
+            for record in self._fts(query, max(k, PHRASE_CANDIDATES), where):
                 row = rows.setdefault(record["id"], _row(record))
                 found.setdefault(row.id, len(found))
         held = {i: n for i, row in rows.items() if (n := sum(p in row.text for p in phrases))}
-        position = {row.id: i for i, (row, _) in reversed(list(enumerate(words)))}
+        position = _positions(words)
         ids = sorted(held, key=lambda i: (-held[i], position.get(i, len(words)), found.get(i, len(found))))
         return [(rows[i], held[i]) for i in ids]
 
@@ -580,6 +579,11 @@ def code_tokens(query: str, limit: int = 4) -> list[str]:
         if (has_digit and set(token[1:-1]) & _SEPARATORS) or set(token) & _MARKS:
             found.append(token)
     return found[:limit]
+
+
+def _positions(ranked: Sequence[tuple[ChunkRow, float]]) -> dict[str, int]:
+    """Each chunk's first position in a ranked list."""
+    return {row.id: i for i, (row, _) in reversed(list(enumerate(ranked)))}
 
 
 def _first(exact: list[tuple[ChunkRow, int]], ranked: list[tuple[ChunkRow, float]], k: int):
