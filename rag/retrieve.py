@@ -99,9 +99,12 @@ def combined_scores(lists: Sequence[Sequence[tuple[str, float]]], weights: Seque
         values = [s for _, s in hits]
         mean = sum(values) / len(values)
         deviation = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
-        z = {cid: (s - mean) / deviation if deviation > 1e-12 else 1.0 for cid, s in hits}
-        scaled.append((weight, z, min(z.values()) if deviation > 1e-12 else 0.0))
-    for cid in {cid for _, z, _ in scaled for cid in z}:
+        if deviation > 1e-12:
+            z = {cid: (s - mean) / deviation for cid, s in hits}
+            scaled.append((weight, z, min(z.values())))
+        else:
+            scaled.append((weight, dict.fromkeys((cid for cid, _ in hits), 1.0), 0.0))
+    for cid in dict.fromkeys(cid for _, z, _ in scaled for cid in z):  # in list order: ties keep it
         combined[cid] = sum(weight * z.get(cid, floor) for weight, z, floor in scaled)
     return combined
 
