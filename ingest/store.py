@@ -256,6 +256,12 @@ class Store:
         table = table.sort_by([("collection", "ascending"), ("chunk_index", "ascending")])
         return [_row(r) for r in table.to_pylist()]
 
+    def first_chunks(self, collection: str | None = None) -> list[ChunkRow]:
+        """The first chunk of every document in `collection` (all if None), by path then collection."""
+        table = self._scan(ROW_FIELDS, _and("chunk_index = 0", _collection_filter(collection)))
+        table = table.sort_by([("path", "ascending"), ("collection", "ascending")])
+        return [_row(r) for r in table.to_pylist()]
+
     def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors for any of these text hashes (the embedding cache)."""
         hashes = sorted(set(text_hashes))

@@ -8,7 +8,8 @@ What `answer_events` decides, in order:
    (...)", or "no sources were retrieved") and the model is never asked. It comes first because a
    refusal here costs no generation, and a model shown unrelated sources may well answer anyway, from
    what it knows. Skipped with `allow_general` (the caller accepts answers from general knowledge)
-   and for one whole named document ("summarise report.pdf": the user chose the source).
+   and for what the question asks for as a whole: one named document ("summarise report.pdf"), or the
+   documents' overview ("what is this folder about?", rag/overview.py). The user chose those sources.
 3. Generate. The model answers from the numbered sources (prompt.py; the general prompt with
    `allow_general`), shown through stream.ReplyFilter: a reply with no words yet (bare [n] markers,
    the sources' labels, numbers) or opening like a refusal is held back, and a looping reply ends at
@@ -17,7 +18,7 @@ What `answer_events` decides, in order:
    was shown and either the reply had no words (a small model copying the citation format), or it was
    a refusal although the gate is confident (P > `gate.confident`: retrieval is surer than for 95% of
    unanswerable calibration questions, so the model more likely missed the answer than the sources
-   lack it). Not with `allow_general` or a whole document. The second reply replaces the first, of
+   lack it). Not with `allow_general` or a whole-scope question. The second reply replaces the first, of
    which nothing was shown.
 5. Verdict. With `allow_general`, what was held back is shown: the model's refusal is its answer.
    Otherwise a reply of which nothing was shown is refused: "the model gave no answer" (no words) or
@@ -61,7 +62,10 @@ class Retrieved:
         judged: what the gate judges: its calibrated number of best sources, however many are shown.
         chosen: `sources` are a caller's choice (`Index.stream_answer(sources=...)`), not retrieved:
             the relevance gate doesn't judge them (the model may still refuse).
-        whole: `sources` are one whole document the question names.
+        whole: `sources` are what the question asks for as a whole (one document it names, or the
+            documents' overview for "what is this folder about?"): the gate doesn't judge them.
+        query: what retrieval searched for and the gate judges, when not the question itself (the
+            topic of "summarise my notes on X").
         started: `time.perf_counter()` when the question arrived (timings count from it).
         retrieval_ms: how long finding the sources took.
     """
@@ -73,6 +77,11 @@ class Retrieved:
     started: float = field(default_factory=time.perf_counter)
     retrieval_ms: float = 0.0
     chosen: bool = False
+    query: str = ""
+
+    @property
+    def judged_query(self) -> str:
+        return self.query or self.question
 
 
 def answer_events(
@@ -96,7 +105,7 @@ def answer_events(
     yield SourcesEvent(sources)
     grounded = not allow_general and not retrieved.whole
     if grounded and not retrieved.chosen:
-        refuse, why = gate.refuses(question, retrieved.judged)
+        refuse, why = gate.refuses(retrieved.judged_query, retrieved.judged)
         if refuse:
             yield from _refuse(said, why)
             return
@@ -130,7 +139,7 @@ def _ask_again(held_back: str, gate: Gate, retrieved: Retrieved) -> bool:
     """Nothing was shown because the reply had no words, or because it refused where retrieval is sure."""
     if held_back == "no words":
         return True
-    return held_back == "refusal" and gate.probability(retrieved.question, retrieved.judged) > gate.confident
+    return held_back == "refusal" and gate.probability(retrieved.judged_query, retrieved.judged) > gate.confident
 
 
 def _refuse(said: _Transcript, reason: str) -> Iterator[Event]:

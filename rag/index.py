@@ -41,6 +41,7 @@ from rag.defaults import (
     DEFAULT_MODE,
 )
 from rag.generate import Generator, MLXGenerator, elapsed_ms
+from rag.overview import overview, scope
 from rag.prompt import build_messages
 from rag.refusal import Gate, gate_for
 from rag.rerank import Reranker
@@ -376,8 +377,8 @@ class Index:
             shown = fit_budget(list(sources), self.generator.count_tokens, budget)
             retrieved = Retrieved(question, shown, shown, False, started, elapsed_ms(started), chosen=True)
         else:
-            shown, judged, whole = self._answer_sources(question, k, widen, collection, budget, search_options)
-            retrieved = Retrieved(question, shown, judged, whole, started, elapsed_ms(started))
+            shown, judged, whole, query = self._answer_sources(question, k, widen, collection, budget, search_options)
+            retrieved = Retrieved(question, shown, judged, whole, started, elapsed_ms(started), query=query)
         yield from answer_events(
             retrieved, self.generator, self.gate, allow_general=allow_general, thinking=thinking, max_tokens=max_tokens
         )
@@ -409,19 +410,28 @@ class Index:
 
     def _answer_sources(
         self, question: str, k: int, widen: int, collection: str | None, budget: int, search_options: dict
-    ) -> tuple[list[Source], list[Source], bool]:
-        """(the sources to answer from, the sources the refusal gate judges, whether they are one whole
-        named document). The gate always judges its calibrated number of best sources, so answering from
-        fewer (a small `k` for a small model) doesn't make it refuse more."""
+    ) -> tuple[list[Source], list[Source], bool, str]:
+        """(the sources to answer from, the sources the refusal gate judges, whether they are what the
+        question asks for as a whole, what was searched for). The gate always judges its calibrated
+        number of best sources, so answering from fewer (a small `k` for a small model) doesn't make it
+        refuse more. A question naming an indexed document gets that whole document when it fits; one
+        about the documents in general ("what is this folder about?") their overview (rag/overview.py);
+        one about a topic in general ("summarise my notes on X") is searched for by its topic."""
         count = self.generator.count_tokens
         store = self._open()
         named = named_document(question, list(store.documents(collection)))
         if named:
             whole = merge_adjacent([_source(row, 1.0) for row in store.document_chunks(named, collection)])
             if whole and fit_budget(whole, count, budget) == whole:  # all of it fits, uncut
-                return whole, whole, True
-        ranked = self.sources(question, max(k, self.gate.k), widen=widen, collection=collection, **search_options)
-        return fit_budget(ranked[:k], count, budget), ranked[: self.gate.k], False
+                return whole, whole, True, question
+        about = scope(question)
+        if about is not None and about.topic is None:
+            shown = fit_budget(overview([_source(row, 1.0) for row in store.first_chunks(collection)]), count, budget)
+            if shown:
+                return shown, shown, True, question
+        query = about.topic if about is not None and about.topic else question
+        ranked = self.sources(query, max(k, self.gate.k), widen=widen, collection=collection, **search_options)
+        return fit_budget(ranked[:k], count, budget), ranked[: self.gate.k], False, query
 
     def ask(self, question: str, **options) -> Answer:
         """Answer `question` (same options as `stream_answer`); returns the finished Answer."""

@@ -123,6 +123,34 @@ def test_with_general_answers_allowed_the_models_refusal_is_streamed_as_its_answ
     assert answer.text == NOT_FOUND and not answer.refused and len(llm.calls) == 1
 
 
+# -- questions about the documents as a whole ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "question", ["What is this folder about?", "这些文档讲什么？", "Give me an overview of my notes"]
+)
+def test_a_question_about_the_whole_folder_is_answered_from_each_documents_opening(index, question):
+    retrieved = index.sources(question, 5)
+    assert index.gate.refuses(question, retrieved)[0]  # shares no words with any document: retrieval can't help
+    reply = "The house notes say where the spare key is hidden [1]. The boiler reset button is red [2]. The pancake recipe needs two eggs [3]."
+    answer, llm, _ = ask(index, question, reply)
+    assert not answer.refused and answer.text == reply and len(llm.calls) == 1
+    paths = [s.path for s in answer.sources]
+    assert len(paths) == len(set(paths)) == 4 and all(s.chunk_index == 0 for s in answer.sources)
+    assert [p.rsplit("/", 1)[1] for p in paths] == sorted(["house.md", "recipes.txt", "家.md", "manual.pdf"])
+    prompt = llm.calls[0][-1]["content"]
+    assert "blue flowerpot" in prompt and "pancake" in prompt and "蓝色花盆" in prompt and "boiler reset" in prompt
+    assert answer.citations == [1, 2, 3]  # cited and checked like any answer
+
+
+def test_a_summary_of_notes_on_a_topic_is_searched_and_judged_by_its_topic(index):
+    question = "Summarise my notes on the spare key"
+    answer, llm, _ = ask(index, question, ANSWER)
+    assert not answer.refused and answer.text == ANSWER
+    assert answer.sources[0].path.endswith("house.md") and "spare key" in answer.sources[0].text
+    assert index.gate.probability("the spare key", answer.sources) > index.gate.probability(question, answer.sources)
+
+
 # -- refused, each saying why -----------------------------------------------------------------------------
 
 
