@@ -15,12 +15,15 @@ from rag import Index
 from rag.cli import app
 from rag.eval.answers import (
     ALL,
+    HARD,
     HOLDOUT,
     evaluate_answers,
     index_collections,
     load_squad,
+    pick_hard,
     pick_unanswerable,
     plan_questions,
+    without_answer,
     write_paragraphs,
 )
 from rag.eval.metrics import contains_answer, exact_match, squad_normalize, token_f1
@@ -181,6 +184,36 @@ def test_a_question_whose_answer_is_in_another_paragraph_is_not_held_out(squad_f
     assert removed == {"0-0", "1-1"}
 
 
+def test_without_answer_deletes_only_the_sentences_holding_an_answer():
+    text = "The boiler was installed in 1998 by Northwind Heating. Its reset button is red. It sits behind a hatch."
+    assert without_answer(text, ["Northwind Heating"]) == "Its reset button is red. It sits behind a hatch."
+    assert without_answer(text, ["northwind heating", "1998"]) == "Its reset button is red. It sits behind a hatch."
+    assert without_answer(text, ["a purple hatch"]) is None  # no sentence holds it: nothing to make hard
+    assert without_answer("Northwind Heating did it. Its button is red.", ["Northwind Heating"]) is None  # 1 left
+
+
+def _longer(data):
+    """Each paragraph with two more sentences that hold no answer, so its answer sentence can go."""
+    for stem in data.paragraphs:
+        data.paragraphs[stem] += f" This note was filed as item {stem}. It was checked last spring."
+    return data
+
+
+def test_hard_questions_keep_their_paragraph_without_the_answer(squad_file):
+    data = _longer(load_squad(squad_file))
+    hard, edited = pick_hard(data, 4, seed=0)
+    assert len(hard) == len(edited) == 3  # one question per paragraph: q-key and q-gardener share 0-0
+    assert len({q.paragraph for q in hard}) == 3 and set(edited) == {q.paragraph for q in hard}
+    for q in hard:
+        kept = edited[q.paragraph]
+        assert kept and kept != data.paragraphs[q.paragraph]
+        assert not contains_answer(kept, q.answers)
+        assert f"item {q.paragraph}" in kept  # the rest of the paragraph stays
+    assert plan_questions(data, 1, 0, 0, hard=2) == plan_questions(data, 1, 0, 0, hard=2)
+    plan = plan_questions(data, 1, 1, 0, hard=4)
+    assert not {q.id for q in plan.hard} & {q.id for q in plan.asked + plan.held}
+
+
 # -- the harness end to end --------------------------------------------------------------------
 
 REPLIES = {
@@ -247,6 +280,22 @@ def test_harness_scores_and_records_every_question(tmp_path, squad_file, embedde
     for rate in (result.exact_match, result.f1, result.containment, result.citation_coverage, result.refusal_rate):
         assert 0.0 <= rate <= 1.0
     assert result.total_p50_ms > 0 and result.first_token_p95_ms >= result.first_token_p50_ms > 0
+
+
+def test_hard_questions_are_asked_against_their_paragraph_without_its_answer(tmp_path, squad_file, embedder):
+    data = _longer(load_squad(squad_file))
+    llm = RecordingGenerator()
+    index = Index(tmp_path / "space" / "index", embed_model=embedder, llm=llm, reranker=False)
+    result = evaluate_answers(index, data, tmp_path / "space", limit=1, hard=2, seed=0, k=3)
+    hard = [r for r in result.records if r["kind"] == "hard"]
+    assert result.hard == len(hard) == 2 and index.collections()[HARD][0] == len(data.paragraphs)
+    assert result.hard_refusal_rate == pytest.approx(sum(r["refused"] for r in hard) / 2)
+    for r in hard:
+        kept = (tmp_path / "space" / HARD / f"{r['gold_paragraph']}.txt").read_text()
+        assert not contains_answer(kept, r["answers"]) and f"item {r['gold_paragraph']}" in kept
+        assert r["gold_paragraph"] in r["sources"]  # k=3 shows every paragraph: the on-topic one is there
+        asked = [p for p in llm.prompts if p.rstrip().endswith(r["question"])]
+        assert not asked or not contains_answer(asked[-1], r["answers"])  # the model never sees the answer
 
 
 class RecordingGenerator(ScriptedGenerator):

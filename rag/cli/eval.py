@@ -128,6 +128,10 @@ def eval_answers(
     unanswerable: Annotated[
         int, typer.Option("--unanswerable", help="Also ask this many questions whose paragraph is removed.", min=0)
     ] = 0,
+    hard: Annotated[
+        int,
+        typer.Option("--hard", help="Also ask this many whose paragraph stays, without its answer sentences.", min=0),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     articles: Annotated[
         str,
@@ -141,14 +145,15 @@ def eval_answers(
     as_json: JsonOpt = False,
 ) -> None:
     """Index a SQuAD file's paragraphs once, ask sampled questions, print exact match, F1, answer containment,
-    citation precision, refusals and latency; with --oracle, the same for the gold paragraph alone."""
+    citation precision, refusals and latency; with --oracle, the same for the gold paragraph alone; with
+    --unanswerable / --hard, the refusal rate where the answer was removed (paragraph / sentences)."""
     from rag.eval import answers as ea
 
     data = ea.load_squad(file)
     s = config.resolve(embed_model=embed_model, llm=llm, k=k)
     space = workspace or s.home / "eval" / data.name
     idx = rag.open_index(space / "index", embed_model=s.embed_model, llm=s.llm)
-    plan = ea.plan_questions(data, limit, unanswerable, seed, articles)
+    plan = ea.plan_questions(data, limit, unanswerable, seed, articles, hard)
     with progress_reporter(err) if not as_json else nullcontext() as update:
         reports = ea.index_collections(idx, data, plan, space, progress=update)
     for name, rep in reports.items():
@@ -201,6 +206,11 @@ def _print_answer_eval(r, llm: str, as_json: bool) -> None:
             ("unanswerable questions", str(r.unanswerable)),
             ("refusal rate", pct(r.refusal_rate)),
             ("unanswerable total p50", f"{r.unanswerable_p50_ms:.0f} ms"),
+        ]
+    if r.hard:
+        rows += [
+            ("hard unanswerable", f"{r.hard} (gold paragraph kept, answer sentences deleted)"),
+            ("  refusal rate", pct(r.hard_refusal_rate)),
         ]
     out.print(f"{r.dataset} · {llm}  (refusals score 0 for EM, F1 and containment)", markup=False)
     for label, value in rows:

@@ -21,6 +21,12 @@ folder; the embedding cache makes indexing it cheap). A question is only used if
 answers still occurs in a remaining paragraph; those that do are skipped and the next candidate is
 taken. Their score is the refusal rate.
 
+With `hard=N`, N further questions are the hard case: asked against collection "hard", where their gold
+paragraph stays, with only the sentences holding a gold answer deleted (`without_answer`). Retrieval still
+finds the on-topic paragraph, so refusing takes reading it. A question is used only if at least two
+sentences of its paragraph remain, no gold answer is left in them, and no other paragraph holds one; one
+question per paragraph.
+
 A collection holding more documents than the folder has paragraphs (the workspace was moved or copied,
 so the old paths are still indexed) is emptied and indexed again, so no paragraph is retrieved twice.
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import statistics
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +47,7 @@ from pathlib import Path
 import rag
 from rag.eval.metrics import contains_answer, exact_match, percentile, squad_normalize, token_f1
 
-ALL, HOLDOUT = "all", "holdout"  # collection names
+ALL, HOLDOUT, HARD = "all", "holdout", "hard"  # collection names
 DEFAULT_LIMIT = 100
 RECORDS_FILE = "answers.jsonl"
 ORACLE_FIELDS = ("prediction", "refused", "refusal_reason", "exact_match", "f1", "contains", "total_ms")
@@ -82,6 +89,8 @@ class AnswerEval:
     unanswerable: int = 0
     refusal_rate: float | None = None  # refused / unanswerable questions; None when none were asked
     unanswerable_p50_ms: float | None = None
+    hard: int = 0  # hard unanswerable questions: the gold paragraph without its answer sentences
+    hard_refusal_rate: float | None = None
     model_citations: int = 0  # of `citations`, written as [n] by the model (the rest: added by the checker)
     model_citation_precision: float | None = None
     # With the oracle: the same answerable questions answered from their gold paragraph alone
@@ -165,23 +174,72 @@ def pick_unanswerable(
     return picked, removed
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+
+
+def without_answer(paragraph: str, answers: Sequence[str]) -> str | None:
+    """`paragraph` with every sentence that holds one of `answers` deleted; None when none does, when
+    fewer than two sentences would remain, or when an answer would still be found in what remains."""
+    golds = [f" {g} " for g in map(squad_normalize, answers) if g]
+    sentences = _SENTENCE_END.split(paragraph.strip())
+    kept = [s for s in sentences if not any(g in f" {squad_normalize(s)} " for g in golds)]
+    rest = " ".join(kept)
+    if not golds or len(kept) == len(sentences) or len(kept) < 2:
+        return None
+    return None if any(g in f" {squad_normalize(rest)} " for g in golds) else rest
+
+
+def pick_hard(
+    data: SquadData, n: int, seed: int = 0, exclude: Collection[str] = ()
+) -> tuple[list[Question], dict[str, str]]:
+    """Up to `n` questions (ids not in `exclude`, one per paragraph) made unanswerable by deleting the
+    sentences of their gold paragraph that hold an answer. Returns the questions and the edited
+    paragraphs (stem -> text without the answer)."""
+    candidates = sorted((q for q in data.questions if q.id not in exclude), key=lambda q: q.id)
+    random.Random(seed + 1).shuffle(candidates)
+    texts = {stem: f" {squad_normalize(text)} " for stem, text in data.paragraphs.items()}
+    picked: list[Question] = []
+    edited: dict[str, str] = {}
+    for q in candidates:
+        if len(picked) >= n:
+            break
+        rest = None if q.paragraph in edited else without_answer(data.paragraphs[q.paragraph], q.answers)
+        if rest is None:
+            continue
+        golds = [f" {g} " for g in map(squad_normalize, q.answers) if g]
+        if any(g in text for stem, text in texts.items() if stem != q.paragraph for g in golds):
+            continue
+        picked.append(q)
+        edited[q.paragraph] = rest
+        texts[q.paragraph] = f" {squad_normalize(rest)} "
+    return picked, edited
+
+
 @dataclass
 class Plan:
     """Which questions are asked: `asked` against "all", `held` against "holdout" (all paragraphs but
-    `removed`)."""
+    `removed`), `hard` against "hard" (all paragraphs, those in `edited` without their answer)."""
 
     asked: list[Question]
     held: list[Question]
     removed: set[str]
+    hard: list[Question] = field(default_factory=list)
+    edited: dict[str, str] = field(default_factory=dict)
 
 
 ARTICLES = ("all", "odd", "even")
 
 
 def plan_questions(
-    data: SquadData, limit: int | None = DEFAULT_LIMIT, unanswerable: int = 0, seed: int = 0, articles: str = "all"
+    data: SquadData,
+    limit: int | None = DEFAULT_LIMIT,
+    unanswerable: int = 0,
+    seed: int = 0,
+    articles: str = "all",
+    hard: int = 0,
 ) -> Plan:
-    """The seeded answerable sample, plus `unanswerable` other questions with their paragraphs removed.
+    """The seeded answerable sample, plus `unanswerable` other questions with their paragraphs removed
+    and `hard` others with their answer sentences deleted.
     `articles` ("odd"/"even") asks only questions of articles with an odd/even index: the refusal gate
     shipped in rag/calibration.json was fitted on xquad-en's even articles, so "odd" keeps it held out."""
     if articles not in ARTICLES:
@@ -192,7 +250,8 @@ def plan_questions(
         data = SquadData(data.name, data.paragraphs, keep)
     asked = sample_questions(data, limit, seed)
     held, removed = pick_unanswerable(data, unanswerable, seed, exclude={q.id for q in asked})
-    return Plan(asked, held, removed)
+    hard_questions, edited = pick_hard(data, hard, seed, exclude={q.id for q in asked + held})
+    return Plan(asked, held, removed, hard_questions, edited)
 
 
 def index_collections(
@@ -208,6 +267,8 @@ def index_collections(
     if plan.held:
         kept = {stem: text for stem, text in data.paragraphs.items() if stem not in plan.removed}
         reports[HOLDOUT] = _add(index, kept, Path(workspace) / HOLDOUT, HOLDOUT, progress)
+    if plan.hard:
+        reports[HARD] = _add(index, data.paragraphs | plan.edited, Path(workspace) / HARD, HARD, progress)
     return reports
 
 
@@ -229,8 +290,9 @@ def run(
     if plan.asked or plan.held:  # untimed warm-up: the first generation pays one-off setup costs
         first, collection = (plan.asked[0], ALL) if plan.asked else (plan.held[0], HOLDOUT)
         index.ask(first.question, k=k, collection=collection, max_tokens=1)
-    total, records = len(plan.asked) + len(plan.held), []
-    for kind, questions, collection in (("answerable", plan.asked, ALL), ("unanswerable", plan.held, HOLDOUT)):
+    total, records = len(plan.asked) + len(plan.held) + len(plan.hard), []
+    kinds = (("answerable", plan.asked, ALL), ("unanswerable", plan.held, HOLDOUT), ("hard", plan.hard, HARD))
+    for kind, questions, collection in kinds:
         for q in questions:
             record = _record(kind, q, index.ask(q.question, k=k, collection=collection))
             if oracle and kind == "answerable":
@@ -252,6 +314,7 @@ def evaluate_answers(
     *,
     limit: int | None = DEFAULT_LIMIT,
     unanswerable: int = 0,
+    hard: int = 0,
     seed: int = 0,
     k: int = rag.DEFAULT_K,
     articles: str = "all",
@@ -263,13 +326,14 @@ def evaluate_answers(
     Args:
         limit: answerable questions to ask (seeded sample; None = all).
         unanswerable: also ask this many questions whose gold paragraph is removed (0 = off).
+        hard: also ask this many whose gold paragraph stays without its answer sentences (0 = off).
         seed: sampling seed for both samples.
         k: sources per answer.
         articles: "all", or only the questions of "odd" / "even" articles (see plan_questions).
         oracle: also answer each answerable question from its gold paragraph alone (see run).
         progress: called with (questions done, questions in all) after each question.
     """
-    plan = plan_questions(data, limit, unanswerable, seed, articles)
+    plan = plan_questions(data, limit, unanswerable, seed, articles, hard)
     index_collections(index, data, plan, workspace)
     return run(index, data, plan, workspace, k=k, oracle=oracle, progress=progress)
 
@@ -324,6 +388,7 @@ def _record(kind: str, q: Question, answer: rag.Answer) -> dict:
 def _aggregate(name: str, records: Sequence[dict], path: str) -> AnswerEval:
     answerable = [r for r in records if r["kind"] == "answerable"]
     held = [r for r in records if r["kind"] == "unanswerable"]
+    hard = [r for r in records if r["kind"] == "hard"]
     answered = [r for r in answerable if not r["refused"]]
     citations = [c["contains_answer"] for r in answered for c in r["cited"]]
     written = [c["contains_answer"] for r in answered for c in r["cited"] if not c.get("added")]
@@ -349,6 +414,8 @@ def _aggregate(name: str, records: Sequence[dict], path: str) -> AnswerEval:
         unanswerable=len(held),
         refusal_rate=_mean(r["refused"] for r in held) if held else None,
         unanswerable_p50_ms=percentile([r["total_ms"] for r in held], 50) if held else None,
+        hard=len(hard),
+        hard_refusal_rate=_mean(r["refused"] for r in hard) if hard else None,
         **_oracle_means([r["oracle"] for r in answerable if "oracle" in r]),
         records_path=path,
         records=list(records),
