@@ -277,6 +277,9 @@ def test_harness_scores_and_records_every_question(tmp_path, squad_file, embedde
     cited = [c["contains_answer"] for r in asked if not r["refused"] for c in r["cited"]]
     assert result.citations == len(cited) > 0
     assert result.citation_precision == pytest.approx(sum(cited) / len(cited))
+    on_correct = [c["contains_answer"] for r in asked if r["contains"] for c in r["cited"]]
+    assert result.correct_citations == len(on_correct) > 0
+    assert result.correct_citation_precision == pytest.approx(sum(on_correct) / len(on_correct))
     for rate in (result.exact_match, result.f1, result.containment, result.citation_coverage, result.refusal_rate):
         assert 0.0 <= rate <= 1.0
     assert result.total_p50_ms > 0 and result.first_token_p95_ms >= result.first_token_p50_ms > 0

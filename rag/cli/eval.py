@@ -182,6 +182,7 @@ def _print_answer_eval(r, llm: str, as_json: bool) -> None:
         ("answer containment", pct(r.containment)),
         ("citation precision", f"{pct(r.citation_precision)} of {r.citations} citations"),
         ("  written by the model", f"{pct(r.model_citation_precision)} of {r.model_citations} citations"),
+        ("  of correct answers", f"{pct(r.correct_citation_precision)} of {r.correct_citations} citations"),
         ("citation coverage", f"{pct(r.citation_coverage)} of answers cite a source"),
         ("false refusals", pct(r.false_refusal_rate)),
         ("retrieval hit", f"{pct(r.retrieval_hit_rate)} gold paragraph among the sources"),

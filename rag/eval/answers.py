@@ -6,7 +6,8 @@ Each paragraph is written once as its own text file (`<article index>-<paragraph
 the index. A seeded sample of questions is asked against "all" and scored with SQuAD's exact match and
 token F1, answer containment (a gold answer occurs, as whole words after normalisation, in the answer),
 citation precision (each cited source — [n] written by the model, or attributed by the citation checker,
-counted apart too — is a chunk containing a gold answer), false refusals,
+counted apart too — is a chunk containing a gold answer; also over correct answers alone, since a wrong
+answer's citation rightly points at the chunk it came from), false refusals,
 retrieval hits (the gold paragraph among the sources) and latency. With the oracle, every answerable
 question is asked a second time with its gold paragraph as the only source, and the pipeline's
 containment and F1 can be read as a share of that bound (the model, not retrieval, limits them).
@@ -93,6 +94,10 @@ class AnswerEval:
     hard_refusal_rate: float | None = None
     model_citations: int = 0  # of `citations`, written as [n] by the model (the rest: added by the checker)
     model_citation_precision: float | None = None
+    # Over answers that contain a gold answer only: does a citation point at a chunk holding the answer the
+    # sentence gives? (A wrong answer's citation points, rightly, at the chunk it was taken from.)
+    correct_citations: int = 0
+    correct_citation_precision: float | None = None
     # With the oracle: the same answerable questions answered from their gold paragraph alone
     oracle_exact_match: float | None = None
     oracle_f1: float | None = None
@@ -392,6 +397,7 @@ def _aggregate(name: str, records: Sequence[dict], path: str) -> AnswerEval:
     answered = [r for r in answerable if not r["refused"]]
     citations = [c["contains_answer"] for r in answered for c in r["cited"]]
     written = [c["contains_answer"] for r in answered for c in r["cited"] if not c.get("added")]
+    on_correct = [c["contains_answer"] for r in answered if r["contains"] for c in r["cited"]]
     first_tokens = [r["first_token_ms"] for r in answerable if r["first_token_ms"] > 0]
     totals = [r["total_ms"] for r in answerable]
     return AnswerEval(
@@ -405,6 +411,8 @@ def _aggregate(name: str, records: Sequence[dict], path: str) -> AnswerEval:
         citation_coverage=_mean(bool(r["cited"]) for r in answered),
         model_citations=len(written),
         model_citation_precision=_mean(written) if written else None,
+        correct_citations=len(on_correct),
+        correct_citation_precision=_mean(on_correct) if on_correct else None,
         false_refusal_rate=_mean(r["refused"] for r in answerable),
         retrieval_hit_rate=_mean(r["retrieval_hit"] for r in answerable),
         first_token_p50_ms=percentile(first_tokens, 50),
