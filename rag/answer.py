@@ -10,22 +10,29 @@ What `answer_events` decides, in order:
    what it knows. Skipped with `allow_general` (the caller accepts answers from general knowledge)
    and for what the question asks for as a whole: one named document ("summarise report.pdf"), or the
    documents' overview ("what is this folder about?", rag/overview.py). The user chose those sources.
-3. Generate. The model answers from the numbered sources (prompt.py; the general prompt with
+3. Read check. For a chat model with a calibrated `ReadCheck`, the model reads the answer's own prompt
+   once without generating (`Generator.opening_logprob`): if its probability of replying with the
+   "not found" sentence is above the model's threshold, the question is refused ("the model reads the
+   sources as not holding the answer (P(not found) 0.31 > 0.20)"). This catches sources on the topic
+   that lack the answer, which the gate's similarity can't tell from sources that hold it; a small model
+   then usually answers anyway, from a nearby sentence. The answer's prompt is the one just read, so
+   generating it reuses that KV cache. Not with `allow_general`, a whole-scope question or thinking on.
+4. Generate. The model answers from the numbered sources (prompt.py; the general prompt with
    `allow_general`), shown through stream.ReplyFilter: a reply with no words yet (bare [n] markers,
    the sources' labels, numbers) or opening like a refusal is held back, and a looping reply ends at
    its first repetition (`Answer.stopped_reason == "repetition"`).
-4. Ask again, once, with the plain prompt (a short answer, without the citation format), when nothing
+5. Ask again, once, with the plain prompt (a short answer, without the citation format), when nothing
    was shown and either the reply had no words (a small model copying the citation format), or it was
    a refusal although the gate is confident (P > `gate.confident`: retrieval is surer than for 95% of
    unanswerable calibration questions, so the model more likely missed the answer than the sources
    lack it). Not with `allow_general` or a whole-scope question. The second reply replaces the first, of
    which nothing was shown.
-5. Verdict. With `allow_general`, what was held back is shown: the model's refusal is its answer.
+6. Verdict. With `allow_general`, what was held back is shown: the model's refusal is its answer.
    Otherwise a reply of which nothing was shown is refused: "the model gave no answer" (no words) or
    "the model found no answer in the sources", and the standard "not found" sentence in the
    question's language is streamed in its place. A shown reply that is a refusal in the model's own
    words (prompt.is_refusal) is refused as well, keeping its text.
-6. Citation check. Any other reply is the answer: its [n] citations are checked against the sources
+7. Citation check. Any other reply is the answer: its [n] citations are checked against the sources
    (citations.py); markers naming no source were already dropped as it streamed.
 Every refusal ends in `_refuse`: `Answer.refused`, and `Answer.refusal_reason` says which stage refused.
 
@@ -45,7 +52,7 @@ from rag.citations import check, tokens
 from rag.defaults import DEFAULT_MAX_TOKENS
 from rag.generate import Generator, elapsed_ms
 from rag.prompt import build_messages, is_refusal, not_found_text
-from rag.refusal import Gate
+from rag.refusal import Gate, ReadCheck
 from rag.stream import ReplyFilter
 from rag.types import Answer, DoneEvent, Event, Source, SourcesEvent, ThinkingEvent, Timings, TokenEvent
 
@@ -89,6 +96,7 @@ def answer_events(
     generator: Generator,
     gate: Gate,
     *,
+    read_check: ReadCheck | None = None,
     allow_general: bool = False,
     thinking: bool = False,
     max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -97,6 +105,7 @@ def answer_events(
     DoneEvent with the Answer, whose text is what the TokenEvents carried (see the module docstring).
 
     Args:
+        read_check: the chat model's calibrated read check (refusal.check_for), or None: not checked.
         allow_general: no gate and no retry; the model may answer from general knowledge.
         thinking, max_tokens: passed to `generator.stream` (default: no thinking, DEFAULT_MAX_TOKENS).
     """
@@ -112,6 +121,11 @@ def answer_events(
     labels = {w for s in sources for w in tokens(s.location)}
     reply = ReplyFilter(len(sources), labels)
     messages = build_messages(question, sources, allow_general=allow_general)
+    if grounded and read_check is not None and not thinking:
+        refuse, why = read_check.refuses(generator.opening_logprob(messages, not_found_text(question)))
+        if refuse:
+            yield from _refuse(said, why)
+            return
     yield from said.relay(generator.stream(messages, max_tokens=max_tokens, thinking=thinking), reply)
     if grounded and _ask_again(reply.held_back, gate, retrieved):
         reply = ReplyFilter(len(sources), labels)

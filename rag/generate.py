@@ -28,6 +28,7 @@ from ingest.models import cast_for_cpu, check_tokenizer, load_failure, resolve_m
 from rag.defaults import DEFAULT_MAX_TOKENS
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+PREFILL_STEP = 512  # tokens per forward pass when a prompt is only read (opening_logprob)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ class Generator(ABC):
     def count_tokens(self, text: str) -> int:
         """How many tokens `text` is for this model (default: a rough estimate of 3 characters a token)."""
         return len(text) // 3 + 1
+
+    def opening_logprob(self, messages: Sequence[dict[str, str]], text: str) -> float | None:
+        """log P(the reply to `messages` begins with `text`) under greedy-free scoring of the model;
+        None (the default): this generator can't tell, and the answer policy's check that reads the
+        sources with the model (answer.py) is skipped."""
+        return None
 
 
 class MLXGenerator(Generator):
@@ -182,6 +189,25 @@ class MLXGenerator(Generator):
                 prompt_tps=r.prompt_tps,
                 generation_tps=r.generation_tps,
             )
+
+    def opening_logprob(self, messages: Sequence[dict[str, str]], text: str) -> float | None:
+        """The prompt and `text` read in one forward pass (the prefix shared with the previous prompt is
+        reused, and the cache is kept, so streaming the reply to the same messages next prefills only
+        the prompt's last token): the sum of the log-probabilities of `text`'s tokens."""
+        import mlx.core as mx
+
+        prompt = self.encode(self.format(messages))
+        wanted = list(self.tokenizer.encode(text, add_special_tokens=False))
+        ids = prompt + wanted
+        cache, reused = self._reuse_cache(prompt)  # at least the prompt's last token is read again
+        self._cached_ids = ids
+        rows = []
+        for start in range(reused, len(ids), PREFILL_STEP):
+            rows.append(self.model(mx.array(ids[start : start + PREFILL_STEP])[None], cache=cache)[0])
+        # row j predicts the token at position reused + j + 1, so `wanted`'s tokens come from these rows:
+        logits = mx.concatenate(rows)[len(prompt) - 1 - reused : len(ids) - 1 - reused].astype(mx.float32)
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        return float(mx.take_along_axis(logprobs, mx.array(wanted)[:, None], axis=1).sum())
 
     def _reuse_cache(self, ids: list[int]) -> tuple[list, int]:
         """The kept KV cache trimmed to the longest prefix `ids` shares with the previous prompt (at least

@@ -43,7 +43,7 @@ from rag.defaults import (
 from rag.generate import Generator, MLXGenerator, elapsed_ms
 from rag.overview import overview, scope
 from rag.prompt import build_messages
-from rag.refusal import Gate, gate_for
+from rag.refusal import Gate, ReadCheck, check_for, gate_for
 from rag.rerank import Reranker
 from rag.retrieve import retrieve
 from rag.retrieve import source_from_row as _source
@@ -95,6 +95,7 @@ class Index:
         self._rerank_spec = reranker
         self._store: Store | None = None
         self._gate: Gate | None = None
+        self._check: ReadCheck | None | bool = False  # False: not looked up yet
 
     # -- models, loaded on first use -----------------------------------------------------------
 
@@ -380,7 +381,13 @@ class Index:
             shown, judged, whole, query = self._answer_sources(question, k, widen, collection, budget, search_options)
             retrieved = Retrieved(question, shown, judged, whole, started, elapsed_ms(started), query=query)
         yield from answer_events(
-            retrieved, self.generator, self.gate, allow_general=allow_general, thinking=thinking, max_tokens=max_tokens
+            retrieved,
+            self.generator,
+            self.gate,
+            read_check=self.check,
+            allow_general=allow_general,
+            thinking=thinking,
+            max_tokens=max_tokens,
         )
 
     def chat(self, **ask_options) -> Conversation:
@@ -399,6 +406,13 @@ class Index:
         if self._gate is None:
             self._gate = gate_for(self.embedder.id)
         return self._gate
+
+    @property
+    def check(self) -> ReadCheck | None:
+        """The read check calibrated for this index's chat model (None: the model has none)."""
+        if self._check is False:
+            self._check = check_for(getattr(self.generator, "id", None))
+        return self._check  # type: ignore[return-value]
 
     def _source_budget(self, question: str, max_tokens: int, context_tokens: int) -> int:
         """Tokens left for source text: the context window (capped by `context_tokens`) minus the

@@ -11,7 +11,11 @@ threshold that refuses at most a target share (default 5%) of answerable calibra
 results live in calibration.json per embedder, with the data and command that produced them. An
 embedder without a calibration uses the coverage-only model (calibrated the same way), because cosine
 scales differ between embedders. The model may still refuse after this gate; see prompt.is_refusal.
-This module does not retrieve or generate.
+
+`ReadCheck` is the second check, past the gate: the chat model reads the sources and the question in
+the answer's own prompt, and the question is refused when its probability of replying "not found"
+is above a threshold calibrated for that model (on questions whose paragraph stays but lost its answer
+sentences, the case similarity can't see). This module does not retrieve or generate.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _HAN_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _FUNCTION_HAN = re.compile("[如何的是么什怎吗呢了]+")  # question and grammar words: never what an answer is about
 COVERAGE_ONLY = "coverage-only"
+CHECKS = "read checks"  # calibration.json's table of ReadCheck thresholds, by chat model name
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,37 @@ def gate_for(embedder_id: str) -> Gate:
         return Gate(COVERAGE_ONLY, 0.0, 0.0, 1.0, 0.0)  # uncalibrated: never refuses before generating
     fields = ("name", "w_similarity", "w_coverage", "bias", "threshold", "calibrated_on", "confident", "k")
     return Gate(**{key: entry[key] for key in fields if key in entry})
+
+
+@dataclass(frozen=True)
+class ReadCheck:
+    """The second check, made by the chat model that reads the sources: refuse when the model's own
+    probability of opening its reply with the "not found" sentence is above `threshold`, although its
+    greedy reply may not be that sentence. The prompt is the answer's own, so the reply reuses its KV
+    cache; the threshold is chat-model specific, calibrated per model (bench/answerability.py)."""
+
+    model: str
+    threshold: float  # P(reply opens with "not found") above which the question is refused
+    calibrated_on: str = ""
+
+    def refuses(self, logprob: float | None) -> tuple[bool, str]:
+        if logprob is None:
+            return False, ""
+        p = math.exp(logprob)
+        return (
+            p > self.threshold,
+            f"the model reads the sources as not holding the answer (P(not found) {p:.2f} > {self.threshold:.2f})",
+        )
+
+
+def check_for(llm_id: str | None) -> ReadCheck | None:
+    """The calibrated read check for this chat model (matched by its folder/hub name); None when the model
+    has none (thresholds don't carry over between models, so an uncalibrated one is not checked)."""
+    if not llm_id:
+        return None
+    table = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
+    entry = table.get(CHECKS, {}).get(Path(str(llm_id).rstrip("/")).name)
+    return None if entry is None else ReadCheck(entry["model"], entry["threshold"], entry.get("calibrated_on", ""))
 
 
 def calibrate(

@@ -3,6 +3,8 @@ random-weight Qwen3 fixture that carries the real Qwen3 tokenizer."""
 
 from __future__ import annotations
 
+import pytest
+
 import rag
 from rag.generate import ThinkSplitter
 from rag.markers import cited_numbers
@@ -30,6 +32,18 @@ def test_stream_answer_yields_sources_then_tokens_then_done(tmp_path, docs, embe
     assert tokens and "".join(tokens).rstrip() == answer.text
     assert [s.path for s in events[0].sources] == [s.path for s in answer.sources]
     assert any(s.path.endswith("manual.pdf") and s.page == 1 for s in answer.sources)
+
+
+def test_reading_a_replys_opening_scores_it_and_leaves_the_cache_for_the_reply(smollm2):
+    messages = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+    fresh = [p for p in smollm2.stream([{"role": "user", "content": "Say hi."}], max_tokens=2)]  # other cache
+    reply = "".join(p.text for p in smollm2.stream(messages, max_tokens=6))
+    likely, unlikely = smollm2.opening_logprob(messages, reply), smollm2.opening_logprob(messages, "Bananas grow")
+    assert fresh and unlikely < likely < 0
+    pieces = list(smollm2.stream(messages, max_tokens=6))  # right after a read of the same prompt
+    assert "".join(p.text for p in pieces) == reply  # the read changed nothing the reply depends on
+    assert pieces[0].cached_tokens == pieces[0].prompt_tokens - 1  # only the prompt's last token read again
+    assert smollm2.opening_logprob(messages, reply) == pytest.approx(likely, abs=1e-3)
 
 
 def test_qwen3_template_has_thinking_off_by_default(qwen3_tiny):

@@ -9,6 +9,7 @@ policy does with a given reply, not the model.
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -18,7 +19,7 @@ import rag
 from rag.answer import NO_ANSWER, NOT_IN_SOURCES, Retrieved, answer_events
 from rag.generate import Piece
 from rag.prompt import NOT_FOUND, NOT_FOUND_ZH, PLAIN_SYSTEM_PROMPT, SYSTEM_PROMPT
-from rag.refusal import gate_for
+from rag.refusal import ReadCheck, gate_for
 
 KEY = "Where is the spare key hidden?"
 KEY_ZH = "备用钥匙藏在哪里？"
@@ -195,3 +196,70 @@ def test_the_policy_refuses_a_question_with_no_sources_without_asking_the_model(
     answer = events[-1].answer
     assert [e.text for e in events if isinstance(e, rag.TokenEvent)] == [answer.text] == [NOT_FOUND]
     assert answer.refused and answer.refusal_reason == "no sources were retrieved" and llm.calls == []
+
+
+# -- the read check: the model's own probability of "not found", read before it answers -------------------
+
+
+class Reads(Replies):
+    """Replies, plus a read check: `opening_logprob` gives log(`p_not_found`) and records what it read."""
+
+    def __init__(self, *replies: str, p_not_found: float) -> None:
+        super().__init__(*replies)
+        self.p, self.read = p_not_found, []
+
+    def opening_logprob(self, messages, text):
+        self.read.append(([dict(m) for m in messages], text))
+        return math.log(self.p)
+
+
+CHECK = ReadCheck("scripted", threshold=0.3)
+
+
+def read(index, question, p_not_found, *replies, **options):
+    index._generator = llm = Reads(*(replies or (ANSWER,)), p_not_found=p_not_found)
+    index._check = CHECK
+    try:
+        events = list(index.stream_answer(question, k=3, **options))
+    finally:
+        index._check = False  # looked up again (none for the stand-in) by the next test
+    answer = events[-1].answer
+    assert "".join(e.text for e in events if isinstance(e, rag.TokenEvent)) == answer.text
+    return answer, llm
+
+
+def test_a_model_leaning_to_not_found_refuses_before_it_generates(index):
+    answer, llm = read(index, KEY, 0.45)
+    assert answer.refused and answer.text == NOT_FOUND and llm.calls == []
+    assert answer.refusal_reason == ("the model reads the sources as not holding the answer (P(not found) 0.45 > 0.30)")
+    assert answer.sources  # the closest sources stay
+    ((messages, text),) = llm.read
+    assert text == NOT_FOUND and messages[0]["content"] == SYSTEM_PROMPT and "blue flowerpot" in messages[1]["content"]
+
+
+def test_below_the_threshold_the_answer_is_generated_from_the_prompt_just_read(index):
+    answer, llm = read(index, KEY, 0.05)
+    assert not answer.refused and answer.text == ANSWER
+    assert llm.read[0][0] == llm.calls[0]  # the same messages: the reply reuses the KV cache of the read
+
+
+def test_the_read_check_uses_the_not_found_sentence_of_the_questions_language(index):
+    _, llm = read(index, KEY_ZH, 0.05)
+    assert llm.read[0][1] == NOT_FOUND_ZH
+
+
+@pytest.mark.parametrize("options", [{"allow_general": True}, {"thinking": True}], ids=["allow_general", "thinking"])
+def test_the_read_check_is_skipped_where_it_does_not_apply(index, options):
+    answer, llm = read(index, KEY, 0.9, **options)
+    assert llm.read == [] and not answer.refused
+
+
+def test_the_read_check_is_skipped_for_questions_about_the_whole_folder(index):
+    answer, llm = read(index, "What is this folder about?", 0.9, "These are house notes [1].")
+    assert llm.read == [] and not answer.refused
+
+
+def test_the_read_check_also_reads_sources_the_caller_chose(index):
+    chosen = index.sources("Where is the wifi password?", 1)
+    answer, llm = read(index, KEY, 0.9, sources=chosen)
+    assert answer.refused and len(llm.read) == 1 and llm.calls == []

@@ -8,11 +8,13 @@ tested is what the index does with a given reply, not the model.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from conftest import ScriptedGenerator, data_path, index_folder
 
 import rag
+from rag import refusal
 from rag.prompt import GENERAL_SYSTEM_PROMPT, NOT_FOUND, NOT_FOUND_ZH, PLAIN_SYSTEM_PROMPT, SYSTEM_PROMPT
 
 ABSENT = "What is the boiling point of liquid nitrogen in Kelvin?"
@@ -206,3 +208,17 @@ def test_chinese_coverage_counts_character_pairs_so_an_unrelated_chinese_page_is
     assert coverage("如何列出 tar 文件的内容？", tar) == 1.0  # 如何/的 are no content: tar, 列出, 文件, 内容
     english = "Where is the spare key hidden?"
     assert coverage(english, "The spare key is under the pot.") == support(english, "The spare key is under the pot.")
+
+
+def test_a_read_check_is_found_by_the_chat_models_name_and_is_none_without_one(tmp_path, monkeypatch):
+    table = tmp_path / "calibration.json"
+    table.write_text(json.dumps({refusal.CHECKS: {"Tiny-LM": {"model": "Tiny-LM", "threshold": 0.2}}}))
+    monkeypatch.setattr(refusal, "CALIBRATION_FILE", table)
+    check = refusal.check_for("/models/Tiny-LM/")
+    assert check == refusal.ReadCheck("Tiny-LM", 0.2)
+    assert refusal.check_for("org/Other-LM") is None and refusal.check_for(None) is None
+    assert check.refuses(math.log(0.3)) == (
+        True,
+        "the model reads the sources as not holding the answer (P(not found) 0.30 > 0.20)",
+    )
+    assert not check.refuses(math.log(0.1))[0] and check.refuses(None) == (False, "")  # None: can't tell
