@@ -1,6 +1,7 @@
 """Text generation with an mlx-lm chat model, streamed, with Qwen3 thinking handled.
 
-`Generator` is the seam (an ABC: `stream` required, `count_tokens`/`context_window` with defaults);
+`Generator` is the seam (an ABC: `stream` required, `count_tokens`/`context_window`/`opening_logprob`
+with defaults);
 `MLXGenerator` is the real implementation.
 Thinking is OFF by default (`enable_thinking=False` in the Qwen3 chat template); when on, everything
 between <think> and </think> is routed to `Piece.thinking` and never into the answer text, even when
@@ -72,7 +73,8 @@ class Generator(ABC):
     Required: `stream`, which yields `Piece`s (fill in the token counts you know; the rest default to 0).
     Optional, with defaults here: `count_tokens` (a rough estimate, len(text) // 3 + 1: give the model's
     tokenizer so the sources fill the context window exactly) and `context_window` (the prompt + reply
-    tokens the model takes; None: only the caller's `context_tokens` bounds the prompt).
+    tokens the model takes; None: only the caller's `context_tokens` bounds the prompt) and
+    `opening_logprob` (None: the answer policy's read check is skipped for this model).
 
     Membership is by subclassing only: an object with a `stream` method that does not subclass Generator
     is refused (with a message naming what to do), because the optional members' defaults live here and

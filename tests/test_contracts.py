@@ -109,11 +109,12 @@ def test_each_seam_declares_what_it_requires_and_defaults_the_rest():
         ["id", "fingerprint", "dim", "max_tokens", "embed", "token_spans"],
         ["query_prefix"],
     )
-    assert declared(rag.Generator) == (["stream"], ["context_window", "count_tokens"])
+    assert declared(rag.Generator) == (["stream"], ["context_window", "count_tokens", "opening_logprob"])
     assert declared(rag.Reranker) == (["score"], [])
     assert WordsEmbedder().query_prefix == ""
     generator = FirstSource()
     assert generator.context_window is None and generator.count_tokens("x" * 30) == 11
+    assert generator.opening_logprob([{"role": "user", "content": "hi"}], "no") is None  # can't tell: no check
     assert rag.Piece(text="hi").cached_tokens == 0
     assert issubclass(rag.MLXEmbedder, rag.Embedder) and issubclass(rag.MLXGenerator, rag.Generator)
     assert issubclass(rag.MLXReranker, rag.Reranker)
