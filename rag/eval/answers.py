@@ -170,7 +170,7 @@ def pick_unanswerable(
     for q in candidates:
         if len(picked) >= n:
             break
-        golds = [f" {g} " for g in map(squad_normalize, q.answers) if g]
+        golds = _padded(q.answers)
         gone = removed | {q.paragraph}
         still = any(g in text for stem, text in normalised.items() if stem not in gone for g in golds)
         if golds and not still:
@@ -185,13 +185,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 def without_answer(paragraph: str, answers: Sequence[str]) -> str | None:
     """`paragraph` with every sentence that holds one of `answers` deleted; None when none does, when
     fewer than two sentences would remain, or when an answer would still be found in what remains."""
-    golds = [f" {g} " for g in map(squad_normalize, answers) if g]
     sentences = _SENTENCE_END.split(paragraph.strip())
-    kept = [s for s in sentences if not any(g in f" {squad_normalize(s)} " for g in golds)]
-    rest = " ".join(kept)
-    if not golds or len(kept) == len(sentences) or len(kept) < 2:
+    kept = [s for s in sentences if not contains_answer(s, answers)]
+    if len(kept) == len(sentences) or len(kept) < 2:
         return None
-    return None if any(g in f" {squad_normalize(rest)} " for g in golds) else rest
+    rest = " ".join(kept)
+    return None if contains_answer(rest, answers) else rest
 
 
 def pick_hard(
@@ -211,7 +210,7 @@ def pick_hard(
         rest = None if q.paragraph in edited else without_answer(data.paragraphs[q.paragraph], q.answers)
         if rest is None:
             continue
-        golds = [f" {g} " for g in map(squad_normalize, q.answers) if g]
+        golds = _padded(q.answers)
         if any(g in text for stem, text in texts.items() if stem != q.paragraph for g in golds):
             continue
         picked.append(q)
@@ -440,6 +439,12 @@ def _oracle_means(oracle: list[dict]) -> dict[str, float | None]:
         "oracle_containment": _mean(o["contains"] for o in oracle),
         "oracle_false_refusal_rate": _mean(o["refused"] for o in oracle),
     }
+
+
+def _padded(answers: Sequence[str]) -> list[str]:
+    """The non-empty normalised answers with a space either side, to find as whole words in a paragraph
+    normalised and padded the same way (`contains_answer`, for paragraphs normalised once up front)."""
+    return [f" {g} " for g in map(squad_normalize, answers) if g]
 
 
 def _mean(values) -> float:
