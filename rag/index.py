@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,6 @@ class Index:
         self._rerank_spec = reranker
         self._store: Store | None = None
         self._gate: Gate | None = None
-        self._check: ReadCheck | None | bool = False  # False: not looked up yet
 
     # -- models, loaded on first use -----------------------------------------------------------
 
@@ -407,12 +407,10 @@ class Index:
             self._gate = gate_for(self.embedder.id)
         return self._gate
 
-    @property
+    @cached_property
     def check(self) -> ReadCheck | None:
         """The read check calibrated for this index's chat model (None: the model has none)."""
-        if self._check is False:
-            self._check = check_for(getattr(self.generator, "id", None))
-        return self._check  # type: ignore[return-value]
+        return check_for(getattr(self.generator, "id", None))
 
     def _source_budget(self, question: str, max_tokens: int, context_tokens: int) -> int:
         """Tokens left for source text: the context window (capped by `context_tokens`) minus the

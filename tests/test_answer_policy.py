@@ -218,11 +218,11 @@ CHECK = ReadCheck("scripted", threshold=0.3)
 
 def read(index, question, p_not_found, *replies, **options):
     index._generator = llm = Reads(*(replies or (ANSWER,)), p_not_found=p_not_found)
-    index._check = CHECK
+    index.check = CHECK
     try:
         events = list(index.stream_answer(question, k=3, **options))
     finally:
-        index._check = False  # looked up again (none for the stand-in) by the next test
+        del index.check  # looked up again (none for the stand-in) by the next test
     answer = events[-1].answer
     assert "".join(e.text for e in events if isinstance(e, rag.TokenEvent)) == answer.text
     return answer, llm
