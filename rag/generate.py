@@ -99,9 +99,9 @@ class Generator(ABC):
         return len(text) // 3 + 1
 
     def opening_logprob(self, messages: Sequence[dict[str, str]], text: str) -> float | None:
-        """log P(the reply to `messages` begins with `text`) under greedy-free scoring of the model;
-        None (the default): this generator can't tell, and the answer policy's check that reads the
-        sources with the model (answer.py) is skipped."""
+        """log P(the reply to `messages` begins with `text`), as the model scores it (whatever it would
+        generate); None (the default): this generator can't tell, and the answer policy's read check
+        (answer.py) is skipped."""
         return None
 
 

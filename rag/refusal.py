@@ -94,7 +94,7 @@ def coverage(question: str, text: str) -> float:
 
 def gate_for(embedder_id: str) -> Gate:
     """The calibrated gate for this embedder (matched by its folder/hub name), else coverage-only."""
-    table = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
+    table = _calibrations()
     name = Path(str(embedder_id).rstrip("/")).name
     entry = table.get(name) or table.get(COVERAGE_ONLY)
     if entry is None:
@@ -129,9 +129,14 @@ def check_for(llm_id: str | None) -> ReadCheck | None:
     has none (thresholds don't carry over between models, so an uncalibrated one is not checked)."""
     if not llm_id:
         return None
-    table = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
+    table = _calibrations()
     entry = table.get(CHECKS, {}).get(Path(str(llm_id).rstrip("/")).name)
     return None if entry is None else ReadCheck(entry["model"], entry["threshold"], entry.get("calibrated_on", ""))
+
+
+def _calibrations() -> dict:
+    """calibration.json's content ({} when the file is absent)."""
+    return json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
 
 
 def calibrate(
