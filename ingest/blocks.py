@@ -53,6 +53,7 @@ class Block:
     end: int
     page: int | None = None
     heading: tuple[str, ...] = ()
+    ocr: float | None = None  # mean OCR confidence when the text was read by OCR, else None (a text layer)
     offsets: tuple | None = field(default=None, compare=False, repr=False)
 
     def span(self, a: int, b: int) -> tuple[int, int]:

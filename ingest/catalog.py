@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 CATALOG_FILE = "catalog.json"
-FORMAT = 1
+FORMAT = 2  # 2: ocr_pages per document
 
 
 def stamp(table_dir: Path) -> str | None:

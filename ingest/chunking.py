@@ -50,6 +50,7 @@ class Chunk:
     page: int | None
     heading: tuple[str, ...]
     tokens: int
+    ocr: float | None = None  # the page's mean OCR confidence when its text was read by OCR
 
 
 def chunk_blocks(blocks: Sequence[Block], spans: TokenSpans, config: ChunkConfig = ChunkConfig()) -> list[Chunk]:
@@ -60,7 +61,7 @@ def chunk_blocks(blocks: Sequence[Block], spans: TokenSpans, config: ChunkConfig
         token_spans = spans(block.text)
         n = len(token_spans)
         fits = sum(t for _, t in group) + n <= config.max_tokens
-        if group and (not fits or group[0][0].page != block.page):
+        if group and (not fits or group[0][0].page != block.page or group[0][0].ocr != block.ocr):
             chunks.append(_join(group))
             group = []
         if n > config.max_tokens:
@@ -78,7 +79,8 @@ def _join(group: list[tuple[Block, int]]) -> Chunk:
     first, last = blocks[0].text, blocks[-1].text
     start = blocks[0].span(len(first) - len(first.lstrip()), len(first))[0]
     end = blocks[-1].span(0, len(last.rstrip()))[1]
-    return Chunk(text, start, end, blocks[0].page, _common_heading(blocks), sum(n for _, n in group))
+    tokens = sum(n for _, n in group)
+    return Chunk(text, start, end, blocks[0].page, _common_heading(blocks), tokens, blocks[0].ocr)
 
 
 def _common_heading(blocks: list[Block]) -> tuple[str, ...]:
@@ -104,7 +106,7 @@ def _split(block: Block, spans: Spans, config: ChunkConfig) -> Iterator[Chunk]:
         piece = piece.strip()
         if piece:
             start, end = block.span(a + lead, a + lead + len(piece))
-            yield Chunk(piece, start, end, block.page, block.heading, e - s)
+            yield Chunk(piece, start, end, block.page, block.heading, e - s, block.ocr)
         if e >= n:
             break
         nxt = max(e - config.overlap_tokens, s + 1)

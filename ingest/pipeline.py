@@ -33,7 +33,8 @@ from ingest.chunking import Chunk, ChunkConfig, chunk_blocks
 from ingest.discover import discover
 from ingest.embed import Embedder
 from ingest.errors import LoadError, RagError, UnsupportedFile
-from ingest.loaders import LOADER_VERSION, LOADERS, load
+from ingest.loaders import IMAGE_SUFFIXES, LOADER_VERSION, LOADERS, load
+from ingest.ocr import DEFAULT_MODE, Reader
 from ingest.store import DEFAULT_COLLECTION, ChunkRow, DocInfo, Store
 
 WRITE_BATCH_CHUNKS = 256  # embed and commit once this many chunks are pending
@@ -45,7 +46,9 @@ class IndexReport:
     """What an index run did. `failed` and `skipped` hold (path, one-line reason); `renamed` (old, new).
 
     `embedded` counts chunks sent to the embedder; `reused` counts chunks whose vector came from the
-    embedding cache or a renamed file.
+    embedding cache or a renamed file. `ocr_pages` counts pages (and images) whose text came from OCR,
+    `ocr_read` those the OCR engine read (the rest came from its cache); `warnings` holds (path, reason)
+    for indexed files that lost a page (e.g. one OCR could not read).
     """
 
     added: list[str] = field(default_factory=list)
@@ -58,6 +61,9 @@ class IndexReport:
     chunks: int = 0
     embedded: int = 0
     reused: int = 0
+    ocr_pages: int = 0
+    ocr_read: int = 0
+    warnings: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -74,9 +80,9 @@ class IndexReport:
 @dataclass(frozen=True)
 class Progress:
     """Sent to the progress callback as the run moves through its phases: "discovering" (finding the
-    files; `total` not known yet), "loading" a file (`done` counts the files before it), "embedding"
-    (after each slice of its chunks), "writing" a batch, "done" with a file, and "indexing" at the end
-    (building the search indexes)."""
+    files; `total` not known yet), "loading" a file (`done` counts the files before it), "ocr" (after
+    each page read by OCR), "embedding" (after each slice of its chunks), "writing" a batch, "done" with
+    a file, and "indexing" at the end (building the search indexes)."""
 
     path: str
     done: int
@@ -84,6 +90,7 @@ class Progress:
     chunks: int  # chunks written or pending so far
     embedded: int  # chunks embedded so far
     phase: str = ""
+    ocr_pages: int = 0  # pages read by OCR so far (from its cache or not)
 
 
 def index_paths(
@@ -97,6 +104,7 @@ def index_paths(
     progress: Callable[[Progress], None] | None = None,
     batch_chunks: int = WRITE_BATCH_CHUNKS,
     on_wait: Callable[[str], None] | None = None,
+    ocr: str | Reader = DEFAULT_MODE,
 ) -> IndexReport:
     """Bring `collection` in `store` in line with the files under `paths`. Returns an IndexReport.
 
@@ -112,12 +120,17 @@ def index_paths(
         batch_chunks: embed and commit whenever this many chunks are pending. Default 256.
         on_wait: told (one line) if another index run holds the index's writer lock; this run then
             waits for it and starts from what it wrote.
+        ocr: "auto" (default: scanned pages and images), "force" (every PDF page) or "off"; or a
+            configured ocr.Reader. Results are cached in the index's ocr-cache/ folder.
     """
     given = [str(p) for p in paths]
     tell = progress or (lambda _progress: None)
+    reader = ocr if isinstance(ocr, Reader) else Reader(ocr, cache=store.root / "ocr-cache")
     with store.write_lock(on_wait):
         run = _Run(store, embedder, chunking, collection, password, given)  # reads the state after the lock
-        run.batch_chunks = batch_chunks
+        run.batch_chunks, run.ocr = batch_chunks, reader
+        run.ocr_pages_before, run.ocr_calls_before = reader.pages, reader.calls
+        reader.on_page = lambda: run.on_phase("ocr")
         tell(Progress("", 0, 0, 0, 0, "discovering"))
         files = list(discover(run.given))
         run.plan_removals({str(f) for f in files})
@@ -167,10 +180,13 @@ class _Run:
         self.pending: list[_Pending] = []  # documents to write in the next commit
         self.on_phase: Callable[[str], None] = lambda phase: None  # told "embedding", "writing", ...
         self.text_index_seen = False
+        self.ocr = Reader("off")
+        self.ocr_pages_before = self.ocr_calls_before = 0
 
     def progress(self, path: Path, done: int, total: int, phase: str) -> Progress:
         chunks = self.report.chunks + self.pending_chunks
-        return Progress(_printable(str(path)), done, total, chunks, self.report.embedded, phase)
+        pages = self.ocr.pages - self.ocr_pages_before
+        return Progress(_printable(str(path)), done, total, chunks, self.report.embedded, phase, pages)
 
     @property
     def pending_chunks(self) -> int:
@@ -192,7 +208,7 @@ class _Run:
             # A type we don't read, met in a folder, is skipped (named in the report); a file named on the
             # command line, or one whose content is not what its supported suffix says, has failed.
             named = any(Path(g).expanduser().resolve() == path for g in self.given)
-            if named or path.suffix.lower() in LOADERS:
+            if named or (path.suffix.lower() in LOADERS and not self._unread_image(path)):
                 self._fail(key, str(exc), stat)
             else:
                 self.report.skipped.append((_printable(key), str(exc)))
@@ -223,18 +239,24 @@ class _Run:
             self._rename(moved_from, key, stat)
             return
         with _stage("loading"):
-            blocks = load(path, password=self.password)
+            self.ocr.problems.clear()
+            blocks = load(path, password=self.password, ocr=self.ocr)
+            self.report.warnings += [(_printable(key), problem) for problem in self.ocr.problems]
         with _stage("chunking"):
             chunks = chunk_blocks(blocks, self.embedder.token_spans, self.chunking)
         outcome = (self.report.updated if info else self.report.added, key)
         self.pending.append(_Pending([key], self._rows(key, digest, stat, chunks), outcome, stat=stat))
+
+    def _unread_image(self, path: Path) -> bool:
+        """An image met with OCR off: skipped (a type not read), not failed."""
+        return path.suffix.lower() in IMAGE_SUFFIXES and not self.ocr.on
 
     def _worth_retrying(self, failure: dict, stat: os.stat_result) -> bool:
         """A file that failed before is tried again when its bytes changed, when this run reads files
         differently (a new loader version), or when a password now given could open it."""
         if (failure.get("size"), failure.get("mtime_ns")) != (stat.st_size, stat.st_mtime_ns):
             return True
-        if failure.get("loader") != LOADER_VERSION:
+        if failure.get("loader") != LOADER_VERSION or failure.get("ocr", DEFAULT_MODE) != self.ocr.mode:
             return True
         return bool(self.password) and str(failure.get("reason", "")).startswith("encrypted PDF")
 
@@ -262,6 +284,7 @@ class _Run:
             "size": stat and stat.st_size,
             "mtime_ns": stat and stat.st_mtime_ns,
             "loader": LOADER_VERSION,
+            "ocr": self.ocr.mode,
         }
         if key in self.stored:  # it changed into something unreadable: its old chunks are stale
             self.pending.append(_Pending([key], [], (self.report.removed, key)))
@@ -283,6 +306,7 @@ class _Run:
                 page=c.page,
                 char_start=c.start,
                 char_end=c.end,
+                ocr=c.ocr,
             )
             for i, c in enumerate(chunks)
         ]
@@ -363,6 +387,8 @@ class _Run:
         if self.skipped != self.skipped_before:
             self.store.set_skipped(self.collection, self.skipped)
         self.store.refresh_catalog()  # after the last commit, so status and docs read it without LanceDB
+        self.report.ocr_pages = self.ocr.pages - self.ocr_pages_before
+        self.report.ocr_read = self.ocr.calls - self.ocr_calls_before
         self.report.seconds = time.perf_counter() - self.started
         return self.report
 

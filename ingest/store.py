@@ -2,7 +2,9 @@
 
 Layout of an index folder:
     index.json      schema version, embedder (id, fingerprint, dim), chunking settings
-    chunks.lance/   one row per chunk: collection, document path/hash/size/mtime, position, text, vector
+    chunks.lance/   one row per chunk: collection, document path/hash/size/mtime, position, text, vector,
+                    OCR confidence (null unless the chunk's page was read by OCR)
+    ocr-cache/      what OCR read on each page, keyed by the page's pixels (ingest/ocr.py): derived data
     failures.json   files that could not be indexed, per collection, with the reason (for `rag status`)
     skipped.json    files of types rag doesn't read, met in indexed folders, per collection
     catalog.json    the document list as of the table's latest version (ingest/catalog.py), so that
@@ -75,6 +77,7 @@ class ChunkRow:
     page: int | None
     char_start: int
     char_end: int
+    ocr: float | None = None  # mean OCR confidence of the page this chunk was read from; None: a text layer
 
 
 @dataclass(frozen=True)
@@ -101,15 +104,18 @@ _TYPES = {
     "page": pa.int32(),
     "char_start": pa.int64(),
     "char_end": pa.int64(),
+    "ocr": pa.float32(),
 }
 ROW_FIELDS = [f.name for f in fields(ChunkRow)]
+NULLABLE = ("page", "ocr")
+OCR = "ocr"  # the column an index made before OCR gains on its first write (`_add_ocr_column`)
 
 
 PAIRS = "cjk_pairs"  # derived from text at write time (normalize.cjk_pairs); has its own full-text index
 
 
 def chunk_schema(dim: int) -> pa.Schema:
-    columns = [pa.field(name, _TYPES[name], nullable=name == "page") for name in ROW_FIELDS]
+    columns = [pa.field(name, _TYPES[name], nullable=name in NULLABLE) for name in ROW_FIELDS]
     # The pairs column comes last and may be null, as on an index that gained it later (`_add_pairs_column`).
     return pa.schema(
         columns + [pa.field("vector", pa.list_(pa.float32(), dim), nullable=False), pa.field(PAIRS, pa.string())]
@@ -125,6 +131,7 @@ class Store:
         self.dim = int(meta["embedder"]["dim"])
         self._table_dir = root / f"{TABLE}.lance"
         self._lance_table = None  # LanceDB is opened on first use: the catalog answers without it
+        self._fields: list[str] | None = None
 
     @property
     def _table(self):
@@ -201,7 +208,8 @@ class Store:
 
     def document_list(self, where: Filter | None = None) -> list[dict[str, Any]]:
         """One entry per (collection, document) matching `where`: collection, path, chunks, pages (the
-        highest page number, None without pages), size and mtime_ns as indexed. Sorted by path."""
+        highest page number, None without pages), ocr_pages (pages read by OCR; an image counts as one),
+        size and mtime_ns as indexed. Sorted by path."""
         docs = self._all_documents()
         return [d for d in docs if where.matches(d["collection"], d["path"])] if where else docs
 
@@ -217,16 +225,20 @@ class Store:
             return cached
         before = catalog.stamp(self._table_dir)
         columns = ["collection", "path", "chunk_index", "page", "doc_size", "doc_mtime_ns"]
+        columns += [OCR] if OCR in self._row_fields else []
         docs: dict[tuple[str, str], dict[str, Any]] = {}
+        ocr_pages: dict[tuple[str, str], set] = {}
         for r in self._scan(columns).to_pylist():
-            entry = docs.setdefault(
-                (r["collection"], r["path"]),
-                {"collection": r["collection"], "path": r["path"], "chunks": 0, "pages": None},
-            )
+            key = (r["collection"], r["path"])
+            entry = docs.setdefault(key, {"collection": key[0], "path": key[1], "chunks": 0, "pages": None})
             entry["chunks"] += 1
             entry |= {"size": r["doc_size"], "mtime_ns": r["doc_mtime_ns"]}
             if r["page"] is not None:
                 entry["pages"] = max(entry["pages"] or 0, r["page"])
+            if r.get(OCR) is not None:
+                ocr_pages.setdefault(key, set()).add(r["page"])
+        for key, entry in docs.items():
+            entry["ocr_pages"] = len(ocr_pages.get(key, ()))
         found = sorted(docs.values(), key=lambda d: (d["path"], d["collection"]))
         catalog.save(self.root, self._table_dir, found, before)
         return found
@@ -240,25 +252,25 @@ class Store:
         if not paths:
             return [], np.zeros((0, self.dim), dtype=np.float32)
         where = _and(_collection_filter(collection), _in("path", paths))
-        table = self._scan(ROW_FIELDS + ["vector"], where).sort_by(
+        table = self._scan(self._row_fields + ["vector"], where).sort_by(
             [("path", "ascending"), ("chunk_index", "ascending")]
         )
         return [_row(r) for r in table.drop_columns(["vector"]).to_pylist()], _vectors(table, self.dim)
 
     def chunk(self, chunk_id: str) -> ChunkRow | None:
         """The chunk with this id, or None."""
-        rows = self._scan(ROW_FIELDS, _in("id", [chunk_id])).to_pylist()
+        rows = self._scan(self._row_fields, _in("id", [chunk_id])).to_pylist()
         return _row(rows[0]) if rows else None
 
     def document_chunks(self, path: str, collection: str | None = None) -> list[ChunkRow]:
         """Every chunk of the document at `path` in `collection` (all if None), by collection then position."""
-        table = self._scan(ROW_FIELDS, _and(_in("path", [path]), _collection_filter(collection)))
+        table = self._scan(self._row_fields, _and(_in("path", [path]), _collection_filter(collection)))
         table = table.sort_by([("collection", "ascending"), ("chunk_index", "ascending")])
         return [_row(r) for r in table.to_pylist()]
 
     def first_chunks(self, collection: str | None = None) -> list[ChunkRow]:
         """The first chunk of every document in `collection` (all if None), by path then collection."""
-        table = self._scan(ROW_FIELDS, _and("chunk_index = 0", _collection_filter(collection)))
+        table = self._scan(self._row_fields, _and("chunk_index = 0", _collection_filter(collection)))
         table = table.sort_by([("path", "ascending"), ("collection", "ascending")])
         return [_row(r) for r in table.to_pylist()]
 
@@ -273,7 +285,7 @@ class Store:
     def search(self, vector: np.ndarray, k: int, where: Filter | None = None) -> list[tuple[ChunkRow, float]]:
         """The k nearest chunks by cosine similarity, best first, as (row, score in [-1, 1])."""
         query = self._table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
-        query = query.distance_type("cosine").limit(k).select(ROW_FIELDS + ["_distance"])
+        query = query.distance_type("cosine").limit(k).select(self._row_fields + ["_distance"])
         # Used only once a vector index exists; maximum 0 lets a narrow filter probe more partitions.
         query = query.minimum_nprobes(VECTOR_NPROBES).maximum_nprobes(0).refine_factor(VECTOR_REFINE_FACTOR)
         if where and where.sql():
@@ -325,7 +337,7 @@ class Store:
     def _fts(self, query: Any, k: int, where: Filter | None, column: str | None = None) -> list[dict[str, Any]]:
         """The k best records of a full-text query (a string over `column`, or a LanceDB query object)."""
         search = self._table.search(query, query_type="fts", fts_columns=column).limit(k)
-        search = search.select(ROW_FIELDS + ["_score"])
+        search = search.select(self._row_fields + ["_score"])
         if where and where.sql():
             search = search.where(where.sql(), prefilter=True)
         return search.to_arrow().to_pylist()
@@ -368,7 +380,7 @@ class Store:
         if not codes:
             return []
         likes = [f"lower(text) LIKE {_quote('%' + _like_escape(c.lower()) + '%')}" for c in codes]
-        rows = self._scan(ROW_FIELDS, _and("(" + " OR ".join(likes) + ")", where.sql() if where else None))
+        rows = self._scan(self._row_fields, _and("(" + " OR ".join(likes) + ")", where.sql() if where else None))
         hits = []
         for record in rows.to_pylist():
             body = record["text"].lower()
@@ -418,16 +430,31 @@ class Store:
         if PAIRS not in self._table.schema.names:
             self._table.add_columns({PAIRS: "CAST(NULL AS STRING)"})
 
+    def _add_ocr_column(self) -> None:
+        """An index made before OCR gets the column, empty (no chunk of it was read by OCR)."""
+        if OCR not in self._table.schema.names:
+            self._table.add_columns({OCR: "CAST(NULL AS FLOAT)"})
+            self._fields = None
+
+    @property
+    def _row_fields(self) -> list[str]:
+        """ROW_FIELDS, less the OCR column on an index made before it that no write has touched yet."""
+        if self._fields is None:
+            names = set(self._table.schema.names)
+            self._fields = [f for f in ROW_FIELDS if f in names]
+        return self._fields
+
     def _fill_pairs(self) -> None:
         """Give every row with CJK text whose pairs are missing its pairs, in one commit. Only an index
         that gained the column later has such rows; a run killed before the pair index was built leaves
         them to the next run, which fills them before it builds the index."""
+        self._add_ocr_column()
         table = self._scan(["id", "text", PAIRS], f"{PAIRS} IS NULL")
         texts = zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
         ids = [i for i, t in texts if has_cjk(t)]
         if not ids:
             return
-        rows = self._scan(ROW_FIELDS + ["vector"], _in("id", ids))
+        rows = self._scan(self._row_fields + ["vector"], _in("id", ids))
         rows = rows.append_column(PAIRS, pa.array([cjk_pairs(t) for t in rows.column("text").to_pylist()]))
         self._table.merge_insert("id").when_matched_update_all().execute(rows.cast(chunk_schema(self.dim)))
 
@@ -506,6 +533,7 @@ class Store:
             self._table.delete(where)
             return
         self._add_pairs_column()
+        self._add_ocr_column()
         data = {name: [getattr(r, name) for r in rows] for name in ROW_FIELDS}
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
         data["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dim)
@@ -677,7 +705,8 @@ def check_collection_name(name: str) -> str:
 
 
 def _row(record: dict[str, Any]) -> ChunkRow:
-    return ChunkRow(**{k: record[k] for k in ROW_FIELDS})
+    values: dict[str, Any] = {k: record.get(k) for k in ROW_FIELDS}
+    return ChunkRow(**values)
 
 
 def _vectors(table: pa.Table, dim: int) -> np.ndarray:

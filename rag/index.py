@@ -138,12 +138,14 @@ class Index:
         progress: Callable[[Progress], None] | None = None,
         batch_chunks: int = WRITE_BATCH_CHUNKS,
         on_wait: Callable[[str], None] | None = None,
+        ocr: str = "auto",
     ) -> IndexReport:
         """Bring `collection` in line with these files and folders: new and changed files are indexed,
         unchanged ones skipped, renamed ones re-pathed, deleted ones removed. Bad files are listed in
         `report.failed`, never raised. `password` is tried on encrypted PDFs; every `batch_chunks`
         chunks are embedded and committed together. If another run is writing to this index, this one
-        waits for it (telling `on_wait` first) and then does only what is left."""
+        waits for it (telling `on_wait` first) and then does only what is left. `ocr` reads scanned PDF
+        pages and images: "auto" (pages without a usable text layer), "force" (every page) or "off"."""
         check_collection_name(collection)
         self._check_paths(paths)
         store = self._writable()
@@ -159,6 +161,7 @@ class Index:
             progress=progress,
             batch_chunks=batch_chunks,
             on_wait=on_wait,
+            ocr=ocr,
         )
 
     def watch(
@@ -169,6 +172,7 @@ class Index:
         on_report: Callable[[IndexReport], None] | None = None,
         stop: threading.Event | None = None,
         debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+        ocr: str = "auto",
     ) -> None:
         """Index `paths`, then keep the index in sync as files change, until `stop` is set (or Ctrl-C).
 
@@ -177,7 +181,7 @@ class Index:
         """
 
         def sync() -> IndexReport:
-            return self.add(*paths, collection=collection, password=password)
+            return self.add(*paths, collection=collection, password=password, ocr=ocr)
 
         watch_paths(paths, sync, on_report=on_report, stop=stop, debounce_ms=debounce_ms)
 
@@ -456,6 +460,7 @@ class Index:
         store = self._open()
         meta = store.meta
         documents, chunks, collections = store.summary()  # one table version: the numbers agree
+        ocr = [d.get("ocr_pages", 0) for d in store.document_list()]
         return IndexStatus(
             path=str(self.path),
             exists=True,
@@ -464,6 +469,8 @@ class Index:
             collections=collections,
             failures=store.failures(),
             skipped=store.skipped(),
+            ocr_pages=sum(ocr),
+            ocr_documents=sum(n > 0 for n in ocr),
             embedder=meta["embedder"]["id"],
             dim=meta["embedder"]["dim"],
             chunking=meta.get("chunking", {}),

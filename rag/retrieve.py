@@ -130,4 +130,5 @@ def source_from_row(row: ChunkRow, score: float) -> Source:
         char_start=row.char_start,
         char_end=row.char_end,
         collection=row.collection,
+        ocr=None if row.ocr is None else round(row.ocr, 4),
     )

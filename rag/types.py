@@ -23,6 +23,7 @@ class Source:
     char_end: int = 0
     collection: str = "default"
     similarity: float | None = None  # cosine similarity to the query, when vector search found it
+    ocr: float | None = None  # read by OCR (a scanned page or an image): its page's mean confidence, 0-1
 
     @property
     def location(self) -> str:
@@ -202,5 +203,7 @@ class IndexStatus:
     collections: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (documents, chunks)
     failures: dict[str, dict] = field(default_factory=dict)  # path -> {reason, size, mtime_ns}
     skipped: dict[str, str] = field(default_factory=dict)  # path -> reason (a type rag doesn't read)
+    ocr_pages: int = 0  # pages (and images) whose indexed text was read by OCR
+    ocr_documents: int = 0  # documents with at least one such page
     # Speed-ups over other packages' internals (ingest/fastpaths.py): name -> "on", or "off: why".
     fast_paths: dict[str, str] = field(default_factory=dict)

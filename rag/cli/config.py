@@ -9,6 +9,7 @@ Only this module reads the environment for settings; the library API takes expli
     RAG_EMBED_MODEL  embedding model, hub id or local folder (an existing index remembers its own)
     RAG_PRESET       "default" or "small"
     RAG_PDF_PASSWORD password tried on encrypted PDFs
+    RAG_OCR          "auto" (default), "force" or "off": on-device OCR of scanned pages and images
     RAG_API_KEY      key `rag serve` requires (`Authorization: Bearer <key>`); needed off loopback
     RAG_RERANK_MODEL reranker (hub id or local folder); reranking is on by default only with a GPU
     RAG_LOG          "off" stops the question log (rag log); on by default
@@ -37,6 +38,7 @@ class Settings:
     api_key: str | None = None  # rag serve: the key clients must send
     rerank_model: str | None = None  # None: the default reranker, used only where reranking is on
     log: bool = True  # keep the question log (rag log)
+    ocr: str = "auto"  # rag index/watch: OCR of scanned pages and images (auto, force, off)
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -56,6 +58,7 @@ def resolve(
     k: int | None = None,
     preset: str | None = None,
     rerank_model: str | None = None,
+    ocr: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Combine flags (the arguments), environment, config file and defaults into Settings."""
@@ -79,7 +82,15 @@ def resolve(
         api_key=pick(None, "RAG_API_KEY", "api_key"),
         rerank_model=pick(rerank_model, "RAG_RERANK_MODEL", "rerank_model"),
         log=_truthy(pick(None, "RAG_LOG", "log", True)),
+        ocr=_ocr_mode(pick(ocr, "RAG_OCR", "ocr", "auto")),
     )
+
+
+def _ocr_mode(value) -> str:
+    mode = str(value).strip().lower()
+    if mode not in ("auto", "off", "force"):
+        raise rag.RagError(f"unknown OCR mode '{value}'", "choose auto, force or off (--ocr, RAG_OCR or ocr = …)")
+    return mode
 
 
 def _truthy(value) -> bool:
@@ -94,6 +105,7 @@ def origins(
     k: int | None = None,
     preset: str | None = None,
     rerank_model: str | None = None,
+    ocr: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Where each setting `resolve` would pick comes from: "flag", "env RAG_…", "config file" or
@@ -102,7 +114,7 @@ def origins(
     file = _read_config(default_home(env) / "config.toml")
     layers: dict[str, tuple[object, str]] = {"index": (index, "RAG_INDEX"), "llm": (llm, "RAG_LLM")}
     layers |= {"embed_model": (embed_model, "RAG_EMBED_MODEL")}
-    layers |= {"rerank_model": (rerank_model, "RAG_RERANK_MODEL"), "k": (k, "RAG_K")}
+    layers |= {"rerank_model": (rerank_model, "RAG_RERANK_MODEL"), "k": (k, "RAG_K"), "ocr": (ocr, "RAG_OCR")}
     found = {key: _pick(flag, env_name, key, env, file)[1] for key, (flag, env_name) in layers.items()}
     if found["llm"] == "default" and (preset or env.get("RAG_PRESET") or file.get("preset")):
         found["llm"] = "preset"

@@ -125,6 +125,7 @@ def show_config(
             origin["rerank_model"],
         ),
         "k": (str(s.k), origin["k"]),
+        "ocr": (s.ocr, origin["ocr"]),
         "pdf_password": ("set" if s.pdf_password else "none", ""),
         "api_key": ("set" if s.api_key else "none", ""),
         "log": ("on" if s.log else "off", f"questions go to {history.log_path(s.home)}" if s.log else ""),

@@ -78,7 +78,7 @@ def main(
 
 # Examples shown under each command's --help.
 EXAMPLES = {
-    "index": "Examples: rag index ~/Documents · rag index notes.md report.pdf -c work · rag index ~/scans --password s3cret",
+    "index": "Examples: rag index ~/Documents · rag index notes.md report.pdf -c work · rag index ~/scans --ocr force",
     "ask": 'Examples: rag ask "Where is the spare key?" · rag ask "…" --think · rag ask "…" --path \'*.pdf\' --json',
     "chat": 'Example: rag chat, then ask, and follow up ("and when is it due?"); /sources /reset /quit',
     "search": 'Examples: rag search "boiler fault" -k 10 · rag search XJ-9921-B --mode text · rag search q --type pdf',
@@ -101,8 +101,11 @@ def _open(
     preset: str | None = None,
     k: int | None = None,
     rerank_model: str | None = None,
+    ocr: str | None = None,
 ):
-    s = config.resolve(index=index, embed_model=embed_model, llm=llm, preset=preset, k=k, rerank_model=rerank_model)
+    s = config.resolve(
+        index=index, embed_model=embed_model, llm=llm, preset=preset, k=k, rerank_model=rerank_model, ocr=ocr
+    )
     return rag.open_index(s.index, embed_model=s.embed_model, llm=s.llm, reranker=s.rerank_model), s
 
 
@@ -127,6 +130,15 @@ PasswordOpt = Annotated[
     str | None, typer.Option("--password", help="Password to try on encrypted PDFs (env RAG_PDF_PASSWORD).")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+OcrOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ocr",
+        help="Read scanned PDF pages and images with on-device OCR: auto (pages without a text layer), "
+        "force (every page) or off (env RAG_OCR; default auto).",
+        show_default=False,
+    ),
+]
 
 
 @_command
@@ -136,16 +148,18 @@ def index(
     embed_model: EmbedOpt = None,
     collection: CollectionOpt = rag.DEFAULT_COLLECTION,
     password: PasswordOpt = None,
+    ocr: OcrOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
     batch_chunks: Annotated[int, typer.Option("--batch-chunks", min=1, hidden=True)] = rag.DEFAULT_BATCH_CHUNKS,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Index files and folders. Re-runs only do what changed: new, edited, renamed and deleted files."""
-    idx, s = _open(index, embed_model)
+    idx, s = _open(index, embed_model, ocr=ocr)
     if not (quiet or as_json):
         err.print(f"Indexing into {idx.path} (collection {collection}) …", markup=False)
     options = dict(collection=collection, password=password or s.pdf_password, batch_chunks=batch_chunks)
+    options["ocr"] = s.ocr
     options["on_wait"] = lambda why: err.print(why, markup=False)
     if quiet or as_json:
         report = idx.add(*paths, **options)
@@ -167,12 +181,13 @@ def watch(
     embed_model: EmbedOpt = None,
     collection: CollectionOpt = rag.DEFAULT_COLLECTION,
     password: PasswordOpt = None,
+    ocr: OcrOpt = None,
     debounce_ms: Annotated[
         int, typer.Option("--debounce-ms", help="Wait for this much quiet before syncing.")
     ] = rag.DEFAULT_DEBOUNCE_MS,
 ) -> None:
     """Index PATHS, then keep the index in sync as files change. Ctrl-C stops cleanly."""
-    idx, s = _open(index, embed_model)
+    idx, s = _open(index, embed_model, ocr=ocr)
     err.print(
         f"Watching {', '.join(map(str, paths))} → {idx.path} (collection {collection}); Ctrl-C to stop", markup=False
     )
@@ -187,7 +202,12 @@ def watch(
             print_report(report, out, err)
 
     idx.watch(
-        *paths, collection=collection, password=password or s.pdf_password, on_report=show, debounce_ms=debounce_ms
+        *paths,
+        collection=collection,
+        password=password or s.pdf_password,
+        on_report=show,
+        debounce_ms=debounce_ms,
+        ocr=s.ocr,
     )
     err.print("Stopped.")
 
@@ -482,6 +502,8 @@ def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     if st.exists:
         out.print(f"documents  {st.documents}")
         out.print(f"chunks     {st.chunks}")
+        if st.ocr_pages:
+            out.print(f"ocr        {st.ocr_pages} pages read by OCR, in {_files(st.ocr_documents)}")
         out.print(f"embedder   {st.embedder} (dim {st.dim})", markup=False)
         out.print(f"chunking   {st.chunking.get('max_tokens')} tokens, overlap {st.chunking.get('overlap_tokens')}")
         for name, (docs, chunks) in st.collections.items():

@@ -43,11 +43,12 @@ def _bar(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
         MofNCompleteColumn(),
         TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
         TimeRemainingColumn(),
-        TextColumn("[dim]{task.fields[file]}"),
+        TextColumn("{task.fields[ocr]}[dim]{task.fields[file]}"),
     )
     started = time.perf_counter()
     with Bar(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("index", total=None, chunks=0, rate=0.0, file="", phase="starting")
+        task = bar.add_task("index", total=None, chunks=0, rate=0.0, file="", phase="starting", ocr="")
+        pages = _PageRate()
 
         def update(p: rag.Progress) -> None:
             rate = p.chunks / max(time.perf_counter() - started, 1e-9)
@@ -60,6 +61,7 @@ def _bar(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
                 rate=rate,
                 file=escape(_short(p.path)),
                 phase=p.phase,
+                ocr=pages.text(p.ocr_pages),
             )
 
         yield update
@@ -71,13 +73,15 @@ def _logger(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
     last = [started]  # when the last line was printed
     seen: list[rag.Progress] = []  # the latest progress, once there is one
     lock = threading.Lock()
+    pages = _PageRate()
 
     def line(p: rag.Progress, now: float) -> None:
         last[0] = now
         rate = p.chunks / max(now - started, 1e-9)
         where = f" — {p.path}" if p.path else ""
+        ocr = pages.text(p.ocr_pages)
         console.print(
-            f"[{p.done}/{p.total} files] {p.phase or 'working'}: {p.chunks} chunks, {rate:.1f} chunks/s{where}",
+            f"[{p.done}/{p.total} files] {p.phase or 'working'}: {p.chunks} chunks, {rate:.1f} chunks/s{ocr}{where}",
             markup=False,
             highlight=False,
         )
@@ -107,10 +111,29 @@ def _logger(console: Console) -> Iterator[Callable[[rag.Progress], None]]:
         ticker.join()
 
 
+class _PageRate:
+    """ " · OCR 12 pages, 0.8 pages/s" once a run has OCR'd a page (the rate counts from the first one)."""
+
+    def __init__(self) -> None:
+        self.first: tuple[float, int] | None = None
+
+    def text(self, pages: int) -> str:
+        if not pages:
+            return ""
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = (now, pages)
+        since, base = self.first
+        rate = f", {(pages - base) / (now - since):.2f} pages/s" if now - since > 1.0 else ""
+        return f" · OCR {pages} page{'s' if pages != 1 else ''}{rate} "
+
+
 def print_report(report: rag.IndexReport, out: Console, err: Console, quiet: bool = False) -> None:
-    """Failures (always, on stderr), then the summary line unless `quiet`."""
+    """Failures and lost pages (always, on stderr), then the summary line unless `quiet`."""
     for path, reason in report.failed:
         err.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}")
+    for path, reason in report.warnings:
+        err.print(f"[yellow]incomplete[/yellow] {escape(path)}: {escape(reason)}")
     if quiet:
         return
     for path, reason in report.skipped[:MAX_SKIPPED_SHOWN]:
@@ -118,9 +141,12 @@ def print_report(report: rag.IndexReport, out: Console, err: Console, quiet: boo
     if len(report.skipped) > MAX_SKIPPED_SHOWN:
         err.print(f"[dim]… and {len(report.skipped) - MAX_SKIPPED_SHOWN} more skipped (--json lists them all)[/dim]")
     skipped = f", {len(report.skipped)} skipped (unsupported type)" if report.skipped else ""
+    cached = report.ocr_pages - report.ocr_read
+    ocr = f"; {report.ocr_pages} pages read by OCR" if report.ocr_pages else ""
+    ocr += f" ({cached} from its cache)" if report.ocr_pages and cached else ""
     out.print(
         f"{report.summary()}{skipped} — {report.chunks} chunks written ({report.embedded} embedded, "
-        f"{report.reused} reused) in {report.seconds:.1f}s",
+        f"{report.reused} reused){ocr} in {report.seconds:.1f}s",
         markup=False,
     )
 
