@@ -145,7 +145,8 @@ def load_pdf(path: Path, password: str | None = None, ocr: Reader | None = None)
         raise LoadError(f"corrupt PDF: {describe(exc)}") from None
     if not blocks:
         if tried:
-            raise LoadError(NO_TEXT_OCR)
+            why = f" ({'; '.join(ocr.problems[:3])})" if ocr is not None and ocr.problems else ""
+            raise LoadError(NO_TEXT_OCR + why)
         off = " (OCR is off)" if ocr is not None and not ocr.on else ""
         raise LoadError(f"no extractable text (a scanned PDF without a text layer?){off}")
     return blocks

@@ -15,6 +15,9 @@ BLAS with one thread, malloc thresholds; see ingest/cpu.py). The `rag` CLI does.
 from ingest.chunking import ChunkConfig
 from ingest.cpu import CpuTuningWarning, cpu_status, tune_cpu
 from ingest.embed import Embedder, MLXEmbedder
+from ingest.ocr import Line as OcrLine
+from ingest.ocr import RapidOCR, Recognizer
+from ingest.ocr import Reader as OcrReader
 from ingest.pipeline import IndexReport, Progress
 from rag.chat import Conversation, Turn, standalone_question
 from rag.defaults import *  # noqa: F403 - every default, listed in rag.defaults.__all__
@@ -85,9 +88,13 @@ __all__ = [
     "MLXReranker",
     "ModelLoadError",
     "NotInIndex",
+    "OcrLine",
+    "OcrReader",
     "Piece",
     "Progress",
     "RagError",
+    "RapidOCR",
+    "Recognizer",
     "Reranker",
     "Sentence",
     "Source",

@@ -26,6 +26,7 @@ from ingest.discover import discover
 from ingest.embed import Embedder, MLXEmbedder
 from ingest.errors import NotInIndex, RagError
 from ingest.loaders import LOADERS
+from ingest.ocr import Reader
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
 from ingest.seams import require
 from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_collection_name, check_embedder
@@ -138,14 +139,15 @@ class Index:
         progress: Callable[[Progress], None] | None = None,
         batch_chunks: int = WRITE_BATCH_CHUNKS,
         on_wait: Callable[[str], None] | None = None,
-        ocr: str = "auto",
+        ocr: str | Reader = "auto",
     ) -> IndexReport:
         """Bring `collection` in line with these files and folders: new and changed files are indexed,
         unchanged ones skipped, renamed ones re-pathed, deleted ones removed. Bad files are listed in
         `report.failed`, never raised. `password` is tried on encrypted PDFs; every `batch_chunks`
         chunks are embedded and committed together. If another run is writing to this index, this one
         waits for it (telling `on_wait` first) and then does only what is left. `ocr` reads scanned PDF
-        pages and images: "auto" (pages without a usable text layer), "force" (every page) or "off"."""
+        pages and images: "auto" (pages without a usable text layer), "force" (every page) or "off", or an
+        `ingest.ocr.Reader` (another engine, resolution or cache)."""
         check_collection_name(collection)
         self._check_paths(paths)
         store = self._writable()
@@ -172,7 +174,7 @@ class Index:
         on_report: Callable[[IndexReport], None] | None = None,
         stop: threading.Event | None = None,
         debounce_ms: int = DEFAULT_DEBOUNCE_MS,
-        ocr: str = "auto",
+        ocr: str | Reader = "auto",
     ) -> None:
         """Index `paths`, then keep the index in sync as files change, until `stop` is set (or Ctrl-C).
 

@@ -19,7 +19,7 @@ def test_public_api_is_curated_and_importable():
     assert sorted(rag.__all__) == sorted(
         "Answer ChunkConfig Conversation CorruptIndex DoneEvent Embedder EmbedderMismatch Event Evidence Generator Index IndexIncomplete "
         "IndexNotFound IndexReport IndexStatus LoadError MLXEmbedder MLXGenerator MLXReranker ModelLoadError "
-        "InvalidOption NotInIndex Piece Progress RagError Reranker Sentence Source SourcesEvent ThinkingEvent Timings "
+        "InvalidOption NotInIndex OcrLine OcrReader Piece Progress RagError RapidOCR Recognizer Reranker Sentence Source SourcesEvent ThinkingEvent Timings "
         "TokenEvent Turn UnsupportedFile collect open_index strip_markers".split()
         + "CpuTuningWarning SetupCheck check_setup cpu_status standalone_question tune_cpu".split()
         + rag.defaults.__all__

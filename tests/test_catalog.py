@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 import rag
+from ingest import catalog
 from ingest.catalog import CATALOG_FILE
 from ingest.store import Filter, Store
 
@@ -61,7 +62,7 @@ def test_a_corrupt_catalog_is_ignored_and_rebuilt(tmp_path, docs, embedder):
     (tmp_path / "idx" / CATALOG_FILE).write_text('{"format": 1, "stamp": ')
     fresh = rag.open_index(tmp_path / "idx")
     assert fresh.status().documents == 3
-    assert json.loads((tmp_path / "idx" / CATALOG_FILE).read_text())["format"] == 1
+    assert json.loads((tmp_path / "idx" / CATALOG_FILE).read_text())["format"] == catalog.FORMAT
 
 
 def test_filters_on_the_catalog_select_what_the_table_query_selects(tmp_path, docs, embedder):
@@ -88,13 +89,13 @@ def test_filters_on_the_catalog_select_what_the_table_query_selects(tmp_path, do
 
 
 def test_skipped_files_are_named_in_status_until_they_go(tmp_path, docs, embedder):
-    (docs / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    (docs / "song.mp3").write_bytes(b"ID3\x04" + b"\0" * 64)
     (docs / "data.bin").write_bytes(b"\0\1\2\3")
     index = _index(tmp_path, docs, embedder)
     skipped = index.status().skipped
-    assert set(skipped) == {str(docs / "photo.png"), str(docs / "data.bin")}
-    assert "unsupported file type '.png'" in skipped[str(docs / "photo.png")]
-    (docs / "photo.png").unlink()
+    assert set(skipped) == {str(docs / "song.mp3"), str(docs / "data.bin")}
+    assert "unsupported file type '.mp3'" in skipped[str(docs / "song.mp3")]
+    (docs / "song.mp3").unlink()
     index.add(docs)
     assert set(index.status().skipped) == {str(docs / "data.bin")}
     index.remove_collection("default")
@@ -106,11 +107,11 @@ def test_cli_status_lists_skipped_files(tmp_path, docs, minilm_path):
 
     from rag.cli import app
 
-    (docs / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (docs / "song.mp3").write_bytes(b"ID3\x04")
     idx = str(tmp_path / "idx")
     assert (
         CliRunner().invoke(app, ["index", str(docs), "--index", idx, "--embed-model", str(minilm_path)]).exit_code == 0
     )
     out = CliRunner().invoke(app, ["status", "--index", idx]).stdout
     assert "skipped    1 file of types rag doesn't read:" in out
-    assert f"{docs / 'photo.png'}: unsupported file type '.png'" in out
+    assert f"{docs / 'song.mp3'}: unsupported file type '.mp3'" in out

@@ -253,11 +253,11 @@ def test_index_paths_reports_bad_files_and_indexes_the_good_one(tmp_path, embedd
         shutil.copy(data_path(*parts), folder / name)
     shutil.copy(data_path(*PY_PDF, "001-trivial", "minimal-document.pdf"), folder / "good.pdf")
     (folder / "photo.pdf").write_bytes(png_bytes())  # not a PDF: a failure, in a folder as when named
-    (folder / "photo.png").write_bytes(png_bytes())  # a type rag doesn't read: skipped, by name
+    (folder / "photo.png").write_bytes(png_bytes())  # with OCR off, an image is a type not read: skipped
     (folder / ".hidden.txt").write_text("hidden words\n")
 
     seen = []
-    report = index_paths([folder], store, embedder, ChunkConfig(254, 32), progress=seen.append)
+    report = index_paths([folder], store, embedder, ChunkConfig(254, 32), progress=seen.append, ocr="off")
 
     good = str((folder / "good.pdf").resolve())
     assert report.added == [good]
@@ -267,7 +267,9 @@ def test_index_paths_reports_bad_files_and_indexes_the_good_one(tmp_path, embedd
     assert set(failed) == {str((folder / n).resolve()) for n in bad}
     for name, (_, reason) in bad.items():
         assert failed[str((folder / name).resolve())].startswith(reason)
-    assert report.skipped == [(str((folder / "photo.png").resolve()), "unsupported file type '.png'")]
+    assert report.skipped == [
+        (str((folder / "photo.png").resolve()), "an image: read only with OCR (--ocr auto or force)")
+    ]
     # events as each file starts (done = files before it), ends, and while chunks embed; the hidden file is not visited
     done = [p.done for p in seen]
     assert done == sorted(done) and set(done) == set(range(8)) and seen[-1].total == 7
@@ -279,7 +281,7 @@ def test_index_paths_reports_bad_files_and_indexes_the_good_one(tmp_path, embedd
     assert (row.path, row.page) == (good, 1) and score > 0.5
 
     # a second run: the good file is unchanged, the bad ones still fail, nothing is written
-    again = index_paths([folder], store, embedder, ChunkConfig(254, 32))
+    again = index_paths([folder], store, embedder, ChunkConfig(254, 32), ocr="off")
     assert again.unchanged == [good] and again.added == [] and again.chunks == 0
     assert dict(again.failed) == failed
 

@@ -82,13 +82,13 @@ def test_skipped_files_are_named_and_misnamed_binaries_fail_wherever_they_come_f
     bad.mkdir()
     (bad / "scan.pdf").write_bytes(png_bytes())  # a PNG named .pdf
     (bad / "notes.txt").write_bytes(png_bytes())  # a PNG named .txt
-    (bad / "photo.png").write_bytes(png_bytes())  # a type rag doesn't read
+    (bad / "song.mp3").write_bytes(b"ID3\x04" + bytes(64))  # a type rag doesn't read
     (bad / "ok.md").write_text("# Ok\n\nFine.\n")
     idx = str(tmp_path / "idx")
     result, out, err = _cli("index", "--index", idx, "--embed-model", str(minilm_path), str(bad))
     assert result.exit_code == 0, err
     assert re.search(r"failed \S*scan\.pdf: not a PDF", err) and re.search(r"failed \S*notes\.txt: binary content", err)
-    assert re.search(r"skipped \S*photo\.png: unsupported file type '\.png'", err)
+    assert re.search(r"skipped \S*song\.mp3: unsupported file type '\.mp3'", err)
     assert "1 added" in out and "2 failed" in out and "1 skipped" in out
     failures = rag.open_index(idx).status().failures
     assert sorted(p.rsplit("/", 1)[-1] for p in failures) == ["notes.txt", "scan.pdf"]
@@ -102,9 +102,9 @@ def test_a_missing_path_or_a_folder_with_nothing_readable_creates_no_index(tmp_p
     result, _, err = _cli("index", "--index", str(idx), "--embed-model", str(minilm_path), str(tmp_path / "nope"))
     assert result.exit_code == 1 and "no such file or folder" in err
     assert not idx.exists()
-    images = tmp_path / "images"
+    images = tmp_path / "sounds"
     images.mkdir()
-    (images / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (images / "a.mp3").write_bytes(b"ID3\x04")
     result, _, err = _cli("index", "--index", str(idx), "--embed-model", str(minilm_path), str(images))
     assert result.exit_code == 1 and "nothing to index" in err
     assert not idx.exists()
