@@ -84,7 +84,9 @@ def pages(args) -> list[dict]:
             for dpi in args.dpi:
                 png = work / f"{path.stem}-{number}-{dpi}.png"
                 page.render(scale=dpi / 72).to_pil().convert("RGB").save(png)
-                out.append({"name": f"{path.stem} p{number}", "lang": lang, "dpi": dpi, "image": str(png), "truth": truth})
+                out.append(
+                    {"name": f"{path.stem} p{number}", "lang": lang, "dpi": dpi, "image": str(png), "truth": truth}
+                )
     font = next((f for f in FONTS if Path(f).is_file()), None)
     zh = sorted((SHARED / "tldr" / "zh" / "common").glob("*.md"))[:: max(1, 400 // max(args.zh, 1))][: args.zh]
     if font is None:
@@ -101,7 +103,9 @@ def pages(args) -> list[dict]:
                 draw.text((round(0.8 * dpi), round(0.5 * dpi + i * 0.3 * dpi)), text, fill="black", font=face)
             png = work / f"zh-{md.stem}-{dpi}.png"
             image.save(png)
-            out.append({"name": f"tldr/zh {md.stem}", "lang": "zh", "dpi": dpi, "image": str(png), "truth": "\n".join(lines)})
+            out.append(
+                {"name": f"tldr/zh {md.stem}", "lang": "zh", "dpi": dpi, "image": str(png), "truth": "\n".join(lines)}
+            )
     return out
 
 
@@ -248,7 +252,11 @@ def sweep() -> None:
         outcome = {}
         for mode in ("off", "auto"):
             try:
-                blocks = load(path, password="foo" if "encryption" in str(path) else "openpassword", ocr=Reader(mode, engine=reader.engine) if mode == "off" else reader)
+                blocks = load(
+                    path,
+                    password="foo" if "encryption" in str(path) else "openpassword",
+                    ocr=Reader(mode, engine=reader.engine) if mode == "off" else reader,
+                )
                 outcome[mode] = f"{sum(b.ocr is not None for b in blocks)} OCR / {len(blocks)} pages"
             except RagError as exc:
                 outcome[mode] = f"failed: {exc}"
@@ -258,7 +266,9 @@ def sweep() -> None:
         if outcome["off"] != outcome["auto"]:
             changed.append((path.relative_to(PDFS), outcome["off"], outcome["auto"]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nCrash sweep: {len(files)} PDFs, {len(crashes)} crashes, {reader.calls} pages OCR'd; peak RSS {peak:.0f} MB (before: {peak_before:.0f} MB)")
+    print(
+        f"\nCrash sweep: {len(files)} PDFs, {len(crashes)} crashes, {reader.calls} pages OCR'd; peak RSS {peak:.0f} MB (before: {peak_before:.0f} MB)"
+    )
     for line in crashes:
         print("  CRASH", line)
     print("\n| PDF | OCR off | OCR auto |\n|---|---|---|")
