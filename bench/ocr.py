@@ -8,7 +8,9 @@ Pages: (a) pages of the shared text PDFs rendered to images with PDFium, their t
 normalised like the index's text) as the truth: English (py-pdf samples, the IRS instructions, the
 2-column paper), the German book (009) and the Japanese slides/samples; (b) Chinese tldr pages
 (../shared/data/tldr/zh) drawn with a CJK font at a size that matches 11 pt at the resolution.
-CER = edit distance / length of the truth, both with whitespace runs collapsed (removed for CJK).
+CER = edit distance / length of the truth, both with whitespace runs collapsed (removed for CJK);
+"words missed" = the truth's words (CJK: characters) OCR did not find, in any order, since a text
+layer's order is the PDF's drawing order (the IRS form's three columns are drawn row by row).
 Engines: rapidocr (PP-OCRv6 small, ONNX Runtime, the default) and Tesseract (Debian's `tesseract`
 with eng/deu/jpn/chi_sim where installed), each in its own process so its peak RSS is its own.
 Then: the confidence threshold (CER and junk characters kept from picture-only pages, per threshold),
@@ -62,6 +64,17 @@ def cer(found: str, truth: str, lang: str) -> float:
 
     a, b = flat(found, lang), flat(truth, lang)
     return Levenshtein.distance(a, b) / max(len(b), 1)
+
+
+def word_error(found: str, truth: str, lang: str) -> float:
+    """Share of the truth's words (characters, for CJK) that OCR did not find, in any order: a text layer's
+    order is the PDF's drawing order, which on multi-column pages is not the reading order."""
+    from collections import Counter
+
+    a, b = flat(found, lang), flat(truth, lang)
+    units = (lambda t: list(t)) if lang in ("ja", "zh") else (lambda t: t.split())
+    have, want = Counter(units(a)), Counter(units(b))
+    return 1 - sum((have & want).values()) / max(sum(want.values()), 1)
 
 
 def pages(args) -> list[dict]:
@@ -165,10 +178,12 @@ def table(results: list[dict], engine: str, rss: float) -> None:
         groups.setdefault((group, r["dpi"]), []).append(r)
     for (lang, dpi), rows in sorted(groups.items()):
         errors = [cer(r["text"], r["truth"], r["lang"]) for r in rows]
+        words = [word_error(r["text"], r["truth"], r["lang"]) for r in rows]
         seconds = [r["seconds"] for r in rows]
         print(
             f"| {engine} | {lang} | {dpi} | {len(rows)} | {100 * statistics.median(errors):.1f}% | "
-            f"{100 * statistics.mean(errors):.1f}% | {statistics.median(seconds):.2f} | "
+            f"{100 * statistics.mean(errors):.1f}% | {100 * statistics.median(words):.1f}% | "
+            f"{statistics.median(seconds):.2f} | "
             f"{1 / statistics.median(seconds):.2f} | {rss:.0f} |"
         )
 
@@ -288,8 +303,11 @@ def main() -> None:
     print(f"{len(items)} page images ({len(items) // len(args.dpi)} pages x {len(args.dpi)} resolutions)")
     results = []
     if "engines" not in args.skip:
-        print("\n| engine | pages | dpi | n | median CER | mean CER | median s/page | pages/s | peak RSS MB |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print(
+            "\n| engine | pages | dpi | n | median CER | mean CER | median words missed | median s/page | pages/s "
+            "| peak RSS MB |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
         results, rss = in_child("rapidocr", items)
         table(results, "rapidocr", rss)
         langs = set() if args.no_tesseract else tesseract_langs()
