@@ -221,6 +221,16 @@ def test_the_scanned_bulletin_indexes_and_reindexing_reads_nothing_again(tmp_pat
     assert hit.to_dict()["ocr"] == hit.ocr
     status = index.status()
     assert (status.ocr_pages, status.ocr_documents) == (2, 1)
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    shown = CliRunner().invoke(
+        app, ["search", "Oversize Tire Accessory Kit", "--index", str(tmp_path / "idx"), "-k", "1"]
+    )
+    assert shown.exit_code == 0 and "175.pdf, page 1 (OCR 9" in shown.stdout, shown.stdout
+    out = CliRunner().invoke(app, ["status", "--index", str(tmp_path / "idx")]).stdout
+    assert "ocr        2 pages read by OCR, in 1 file" in out
 
     index.add(folder, ocr=reader)  # unchanged
     (folder / "175.pdf").touch()  # same bytes, new mtime

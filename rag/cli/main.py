@@ -321,7 +321,8 @@ def _show_sources(answer: rag.Answer) -> None:
     for n, source in enumerate(answer.sources, 1):
         mark = ("+" if cited[n].added else "*") if n in cited else " "
         out.print(
-            f"{mark}\\[{n}] {escape(source.location)}  [dim](score {source.score:.3f}) {escape(source.path)}[/dim]"
+            f"{mark}\\[{n}] {escape(source.location)}{_ocr_tag(source)}  "
+            f"[dim](score {source.score:.3f}) {escape(source.path)}[/dim]"
         )
         if n in cited:
             out.print(f"      [italic]“{escape(cited[n].snippet)}”[/italic]")
@@ -436,7 +437,9 @@ def search(
         empty = not idx.status().chunks
         out.print("No results: the index is empty." if empty else "No match in the index.")
     for n, hit in enumerate(hits, 1):
-        out.print(f"[bold]{n}.[/bold] {hit.score:.3f}  {escape(hit.location)}  [dim]{escape(hit.path)}[/dim]")
+        out.print(
+            f"[bold]{n}.[/bold] {hit.score:.3f}  {escape(hit.location)}{_ocr_tag(hit)}  [dim]{escape(hit.path)}[/dim]"
+        )
         out.print(f"    {_snippet(hit.text, query, 200)}", markup=False)
 
 
@@ -523,6 +526,11 @@ def status(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     on = [name for name, state in st.fast_paths.items() if state == "on"]
     off = [f"{name} ({state})" for name, state in st.fast_paths.items() if state != "on"]
     out.print(f"fast paths {', '.join(on) or 'none'}" + (f"; off: {'; '.join(off)}" if off else ""), markup=False)
+
+
+def _ocr_tag(source: rag.Source) -> str:
+    """ " (OCR 98%)" after the location of a source read by OCR, with its page's mean confidence."""
+    return "" if source.ocr is None else f" [dim](OCR {source.ocr:.0%})[/dim]"
 
 
 def _files(n: int) -> str:
