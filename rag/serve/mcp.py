@@ -65,6 +65,7 @@ class Chunk(BaseModel):
     location: str
     score: float
     text: str
+    ocr: float | None = Field(None, description="Read by OCR (a scan or an image): its page's mean confidence, 0-1.")
 
     @classmethod
     def of(cls, s: rag.Source) -> Chunk:

@@ -28,7 +28,7 @@ MAX_INPUTS = 256  # texts per embeddings request
 MAX_TEXT_CHARS = 32_000  # per question, search query or embeddings input
 SNIPPET_CHARS = 240
 # The fields of Source.to_dict() a source's JSON carries as they are (its score is rounded, a snippet added).
-SOURCE_FIELDS = ("chunk_id", "path", "collection", "page", "heading", "location")
+SOURCE_FIELDS = ("chunk_id", "path", "collection", "page", "heading", "location", "ocr")
 
 
 def valid_unicode(text: str) -> str:
