@@ -201,8 +201,7 @@ def load_image(path: Path, ocr: Reader | None = None) -> list[Block]:
                 frames = getattr(image, "n_frames", 1)
                 for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
                     check_pixels(*frame.size)
-                    upright = ImageOps.exif_transpose(frame.convert("RGB") if frame.mode in ("P", "PA") else frame)
-                    read = ocr.read(upright.convert("RGB"))
+                    read = ocr.read(ImageOps.exif_transpose(frame).convert("RGB"))
                     if word_chars(read.text) >= MIN_PAGE_CHARS:
                         page = number if frames > 1 else None
                         blocks.append(Block(read.text, 0, len(read.text), page=page, ocr=read.confidence))

@@ -127,10 +127,8 @@ def index_paths(
     tell = progress or (lambda _progress: None)
     reader = ocr if isinstance(ocr, Reader) else Reader(ocr, cache=store.root / "ocr-cache")
     with store.write_lock(on_wait):
-        run = _Run(store, embedder, chunking, collection, password, given)  # reads the state after the lock
-        run.batch_chunks, run.ocr = batch_chunks, reader
-        run.ocr_pages_before, run.ocr_calls_before = reader.pages, reader.calls
-        reader.on_page = lambda: run.on_phase("ocr")
+        run = _Run(store, embedder, chunking, collection, password, given, reader)  # reads the state after the lock
+        run.batch_chunks = batch_chunks
         tell(Progress("", 0, 0, 0, 0, "discovering"))
         files = list(discover(run.given))
         run.plan_removals({str(f) for f in files})
@@ -164,7 +162,7 @@ def _tell_phase(tell, run, path: Path, done: int, total: int, phase: str) -> Non
 class _Run:
     """State of one index run; `visit` each file, then `finish`."""
 
-    def __init__(self, store, embedder, chunking, collection, password, given) -> None:
+    def __init__(self, store, embedder, chunking, collection, password, given, ocr: Reader) -> None:
         self.store, self.embedder, self.chunking = store, embedder, chunking
         self.collection, self.password, self.given = collection, password, given
         self.started = time.perf_counter()
@@ -180,8 +178,9 @@ class _Run:
         self.pending: list[_Pending] = []  # documents to write in the next commit
         self.on_phase: Callable[[str], None] = lambda phase: None  # told "embedding", "writing", ...
         self.text_index_seen = False
-        self.ocr = Reader("off")
-        self.ocr_pages_before = self.ocr_calls_before = 0
+        self.ocr = ocr  # its counters may hold earlier runs' pages: this run reports its own
+        self.ocr_pages_before, self.ocr_calls_before = ocr.pages, ocr.calls
+        ocr.on_page = lambda: self.on_phase("ocr")
 
     def progress(self, path: Path, done: int, total: int, phase: str) -> Progress:
         chunks = self.report.chunks + self.pending_chunks

@@ -108,15 +108,17 @@ _TYPES = {
 }
 ROW_FIELDS = [f.name for f in fields(ChunkRow)]
 NULLABLE = ("page", "ocr")
-OCR = "ocr"  # the column an index made before OCR gains on its first write (`_add_ocr_column`)
+OCR = "ocr"
 
 
 PAIRS = "cjk_pairs"  # derived from text at write time (normalize.cjk_pairs); has its own full-text index
+# Columns an older index lacks until its next write adds them, empty (`_add_late_columns`).
+LATE_COLUMNS = {PAIRS: "CAST(NULL AS STRING)", OCR: "CAST(NULL AS FLOAT)"}
 
 
 def chunk_schema(dim: int) -> pa.Schema:
     columns = [pa.field(name, _TYPES[name], nullable=name in NULLABLE) for name in ROW_FIELDS]
-    # The pairs column comes last and may be null, as on an index that gained it later (`_add_pairs_column`).
+    # The pairs column comes last and may be null, as on an index that gained it later (`_add_late_columns`).
     return pa.schema(
         columns + [pa.field("vector", pa.list_(pa.float32(), dim), nullable=False), pa.field(PAIRS, pa.string())]
     )
@@ -199,12 +201,7 @@ class Store:
         """(documents, chunks, collection -> (documents, chunks)), all from ONE table version, so the
         numbers agree with each other even while another process writes. A document indexed in two
         collections counts once in the total."""
-        docs = self._all_documents()
-        per: dict[str, tuple[int, int]] = {}
-        for d in docs:
-            n, chunks = per.get(d["collection"], (0, 0))
-            per[d["collection"]] = (n + 1, chunks + d["chunks"])
-        return len({d["path"] for d in docs}), sum(d["chunks"] for d in docs), dict(sorted(per.items()))
+        return summarize(self._all_documents())
 
     def document_list(self, where: Filter | None = None) -> list[dict[str, Any]]:
         """One entry per (collection, document) matching `where`: collection, path, chunks, pages (the
@@ -410,7 +407,7 @@ class Store:
         if "text" not in indexed:
             self._table.create_index("text", config=_fts_config(), replace=True)
         if PAIRS not in indexed:
-            self._add_pairs_column()
+            self._add_late_columns()
             self._fill_pairs()
             self._table.create_index(PAIRS, config=_pairs_config(), replace=True)
 
@@ -424,16 +421,14 @@ class Store:
         else:
             self.ensure_text_index()
 
-    def _add_pairs_column(self) -> None:
-        """An index made before the pairs column gets it, empty (one commit, no data rewritten); the
-        rows that need pairs are filled before the pair index is built (`_fill_pairs`)."""
-        if PAIRS not in self._table.schema.names:
-            self._table.add_columns({PAIRS: "CAST(NULL AS STRING)"})
-
-    def _add_ocr_column(self) -> None:
-        """An index made before OCR gets the column, empty (no chunk of it was read by OCR)."""
-        if OCR not in self._table.schema.names:
-            self._table.add_columns({OCR: "CAST(NULL AS FLOAT)"})
+    def _add_late_columns(self) -> None:
+        """An index made before a column in `LATE_COLUMNS` existed gets it, empty (one commit, no data
+        rewritten): no chunk of it was read by OCR, and the rows that need CJK pairs are filled before
+        the pair index is built (`_fill_pairs`)."""
+        names = set(self._table.schema.names)
+        missing = {name: sql for name, sql in LATE_COLUMNS.items() if name not in names}
+        if missing:
+            self._table.add_columns(missing)
             self._fields = None
 
     @property
@@ -448,7 +443,6 @@ class Store:
         """Give every row with CJK text whose pairs are missing its pairs, in one commit. Only an index
         that gained the column later has such rows; a run killed before the pair index was built leaves
         them to the next run, which fills them before it builds the index."""
-        self._add_ocr_column()
         table = self._scan(["id", "text", PAIRS], f"{PAIRS} IS NULL")
         texts = zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
         ids = [i for i, t in texts if has_cjk(t)]
@@ -532,8 +526,7 @@ class Store:
         if not rows:
             self._table.delete(where)
             return
-        self._add_pairs_column()
-        self._add_ocr_column()
+        self._add_late_columns()
         data = {name: [getattr(r, name) for r in rows] for name in ROW_FIELDS}
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
         data["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dim)
@@ -704,9 +697,18 @@ def check_collection_name(name: str) -> str:
     return name
 
 
+def summarize(docs: list[dict[str, Any]]) -> tuple[int, int, dict[str, tuple[int, int]]]:
+    """(documents, chunks, collection -> (documents, chunks)) of a `document_list`."""
+    per: dict[str, tuple[int, int]] = {}
+    for d in docs:
+        n, chunks = per.get(d["collection"], (0, 0))
+        per[d["collection"]] = (n + 1, chunks + d["chunks"])
+    return len({d["path"] for d in docs}), sum(d["chunks"] for d in docs), dict(sorted(per.items()))
+
+
 def _row(record: dict[str, Any]) -> ChunkRow:
-    values: dict[str, Any] = {k: record.get(k) for k in ROW_FIELDS}
-    return ChunkRow(**values)
+    # `ocr` is absent on an index made before OCR that no write has touched yet: ChunkRow's default
+    return ChunkRow(**{k: record[k] for k in ROW_FIELDS if k in record})
 
 
 def _vectors(table: pa.Table, dim: int) -> np.ndarray:

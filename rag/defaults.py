@@ -1,11 +1,13 @@
 """Every default a user or an adapter sees, defined once: the models, how much is retrieved and
-generated, the search modes. The CLI, the servers and the library's signatures all read them from here
+generated, the search and OCR modes. The CLI, the servers and the library's signatures all read them from here
 (re-exported by `rag`), so a changed default changes everywhere. This module holds values only.
 """
 
 from __future__ import annotations
 
 from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+from ingest.ocr import DEFAULT_MODE as DEFAULT_OCR
+from ingest.ocr import MODES as OCR_MODES
 from ingest.pipeline import WRITE_BATCH_CHUNKS as DEFAULT_BATCH_CHUNKS
 from ingest.store import DEFAULT_COLLECTION
 from ingest.watch import DEFAULT_DEBOUNCE_MS
@@ -47,11 +49,13 @@ __all__ = [
     "DEFAULT_LLM",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_MODE",
+    "DEFAULT_OCR",
     "DEFAULT_OVERLAP_TOKENS",
     "DEFAULT_PORT",
     "DEFAULT_PRESET",
     "DEFAULT_RERANK_MODEL",
     "MAX_K",
+    "OCR_MODES",
     "PRESETS",
     "SEARCH_MODES",
 ]

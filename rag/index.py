@@ -29,7 +29,15 @@ from ingest.loaders import LOADERS
 from ingest.ocr import Reader
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
 from ingest.seams import require
-from ingest.store import DEFAULT_COLLECTION, META_FILE, Filter, Store, check_collection_name, check_embedder
+from ingest.store import (
+    DEFAULT_COLLECTION,
+    META_FILE,
+    Filter,
+    Store,
+    check_collection_name,
+    check_embedder,
+    summarize,
+)
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
 from rag.answer import Retrieved, answer_events
 from rag.chat import Conversation
@@ -41,6 +49,7 @@ from rag.defaults import (
     DEFAULT_LLM,
     DEFAULT_MAX_TOKENS,
     DEFAULT_MODE,
+    DEFAULT_OCR,
 )
 from rag.generate import Generator, MLXGenerator, elapsed_ms
 from rag.overview import overview, scope
@@ -139,7 +148,7 @@ class Index:
         progress: Callable[[Progress], None] | None = None,
         batch_chunks: int = WRITE_BATCH_CHUNKS,
         on_wait: Callable[[str], None] | None = None,
-        ocr: str | Reader = "auto",
+        ocr: str | Reader = DEFAULT_OCR,
     ) -> IndexReport:
         """Bring `collection` in line with these files and folders: new and changed files are indexed,
         unchanged ones skipped, renamed ones re-pathed, deleted ones removed. Bad files are listed in
@@ -174,7 +183,7 @@ class Index:
         on_report: Callable[[IndexReport], None] | None = None,
         stop: threading.Event | None = None,
         debounce_ms: int = DEFAULT_DEBOUNCE_MS,
-        ocr: str | Reader = "auto",
+        ocr: str | Reader = DEFAULT_OCR,
     ) -> None:
         """Index `paths`, then keep the index in sync as files change, until `stop` is set (or Ctrl-C).
 
@@ -461,8 +470,9 @@ class Index:
             return IndexStatus(path=str(self.path), exists=False, blas=cpu_status(), fast_paths=_fast_paths())
         store = self._open()
         meta = store.meta
-        documents, chunks, collections = store.summary()  # one table version: the numbers agree
-        ocr = [d.get("ocr_pages", 0) for d in store.document_list()]
+        docs = store.document_list()  # one read, of one table version: the numbers agree
+        documents, chunks, collections = summarize(docs)
+        ocr = [d["ocr_pages"] for d in docs]
         return IndexStatus(
             path=str(self.path),
             exists=True,

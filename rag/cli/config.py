@@ -38,7 +38,7 @@ class Settings:
     api_key: str | None = None  # rag serve: the key clients must send
     rerank_model: str | None = None  # None: the default reranker, used only where reranking is on
     log: bool = True  # keep the question log (rag log)
-    ocr: str = "auto"  # rag index/watch: OCR of scanned pages and images (auto, force, off)
+    ocr: str = rag.DEFAULT_OCR  # rag index/watch: OCR of scanned pages and images (one of rag.OCR_MODES)
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -82,14 +82,15 @@ def resolve(
         api_key=pick(None, "RAG_API_KEY", "api_key"),
         rerank_model=pick(rerank_model, "RAG_RERANK_MODEL", "rerank_model"),
         log=_truthy(pick(None, "RAG_LOG", "log", True)),
-        ocr=_ocr_mode(pick(ocr, "RAG_OCR", "ocr", "auto")),
+        ocr=_ocr_mode(pick(ocr, "RAG_OCR", "ocr", rag.DEFAULT_OCR)),
     )
 
 
 def _ocr_mode(value) -> str:
     mode = str(value).strip().lower()
-    if mode not in ("auto", "off", "force"):
-        raise rag.RagError(f"unknown OCR mode '{value}'", "choose auto, force or off (--ocr, RAG_OCR or ocr = …)")
+    if mode not in rag.OCR_MODES:
+        choices = ", ".join(rag.OCR_MODES)
+        raise rag.RagError(f"unknown OCR mode '{value}'", f"choose {choices} (--ocr, RAG_OCR or ocr = …)")
     return mode
 
 
