@@ -189,7 +189,7 @@ def load_image(path: Path, ocr: Reader | None = None) -> list[Block]:
     number for multi-frame images (TIFF, animated WebP), None for a single picture."""
     if ocr is None or not ocr.on:
         raise UnsupportedFile("an image: read only with OCR (--ocr auto or force)")
-    from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+    from PIL import Image, ImageSequence, UnidentifiedImageError
 
     if path.stat().st_size == 0:
         raise LoadError("empty file")
@@ -201,7 +201,7 @@ def load_image(path: Path, ocr: Reader | None = None) -> list[Block]:
                 frames = getattr(image, "n_frames", 1)
                 for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
                     check_pixels(*frame.size)
-                    read = ocr.read(ImageOps.exif_transpose(frame).convert("RGB"))
+                    read = ocr.read(upright(frame))
                     if word_chars(read.text) >= MIN_PAGE_CHARS:
                         page = number if frames > 1 else None
                         blocks.append(Block(read.text, 0, len(read.text), page=page, ocr=read.confidence))
@@ -216,6 +216,14 @@ def load_image(path: Path, ocr: Reader | None = None) -> list[Block]:
     if not blocks:
         raise LoadError(NO_TEXT_OCR)
     return blocks
+
+
+def upright(frame: Any) -> Any:
+    """An image frame as OCR reads it: EXIF orientation applied, RGB (rag/pages.py finds OCR's cached
+    lines for it by these pixels)."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(frame).convert("RGB")
 
 
 # A page whose Latin letters sit mostly in "words" of 20+ letters lost its spaces in extraction (pypdf
@@ -249,19 +257,12 @@ class _SecondExtractor:
         self._doc: Any = None  # a pypdfium2.PdfDocument once opened
 
     def render(self, number: int, dpi: int) -> Any:
-        """Page `number` as an RGB PIL image at `dpi` (less for a page too big for `MAX_PIXELS`).
-        Raises LoadError for an absurd page size."""
+        """Page `number` as an RGB PIL image at `dpi` (see `render_page`)."""
         import pypdfium2
 
         if self._doc is None:
             self._doc = pypdfium2.PdfDocument(str(self.path), password=self.password or None)
-        page = self._doc[number - 1]
-        width, height = page.get_size()
-        if max(width, height) > MAX_PAGE_INCHES * 72 or min(width, height) <= 0:
-            raise LoadError(f"absurd page size for OCR: {width / 72:.0f}x{height / 72:.0f} inches")
-        scale = min(dpi / 72, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
-        check_pixels(round(width * scale), round(height * scale), "page")
-        return page.render(scale=scale).to_pil().convert("RGB")
+        return render_page(self._doc[number - 1], dpi)
 
     def page_text(self, number: int) -> str:
         try:
@@ -273,6 +274,18 @@ class _SecondExtractor:
             return clean(page.get_textpage().get_text_bounded())
         except Exception:  # noqa: BLE001 - a second opinion only; pypdf's text is kept
             return ""
+
+
+def render_page(page: Any, dpi: int) -> Any:
+    """A pypdfium2 page as an RGB PIL image at `dpi` (less for a page too big for `MAX_PIXELS`): the
+    pixels OCR reads, so the same call elsewhere (rag/pages.py) finds OCR's cached lines for the page.
+    Raises LoadError for an absurd page size."""
+    width, height = page.get_size()
+    if max(width, height) > MAX_PAGE_INCHES * 72 or min(width, height) <= 0:
+        raise LoadError(f"absurd page size for OCR: {width / 72:.0f}x{height / 72:.0f} inches")
+    scale = min(dpi / 72, (MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
+    check_pixels(round(width * scale), round(height * scale), "page")
+    return page.render(scale=scale).to_pil().convert("RGB")
 
 
 def _decrypt(reader: PdfReader, password: str | None) -> None:

@@ -44,6 +44,7 @@ from ingest.normalize import cjk_pairs, cjk_runs, has_cjk
 SCHEMA_VERSION = 2
 TABLE = "chunks"
 META_FILE = "index.json"
+OCR_CACHE = "ocr-cache"  # folder of OCR results (ingest/ocr.py Reader), derived data
 FAILURES_FILE = "failures.json"
 SKIPPED_FILE = "skipped.json"
 LOCK_FILE = "write.lock"

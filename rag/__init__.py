@@ -20,6 +20,7 @@ from ingest.ocr import RapidOCR, Recognizer
 from ingest.ocr import Reader as OcrReader
 from ingest.pipeline import IndexReport, Progress
 from rag.chat import Conversation, Turn, standalone_question
+from rag.citations import best_snippet
 from rag.defaults import *  # noqa: F403 - every default, listed in rag.defaults.__all__
 from rag.doctor import SetupCheck, check_setup
 from rag.errors import (
@@ -37,6 +38,7 @@ from rag.errors import (
 from rag.generate import Generator, MLXGenerator, Piece
 from rag.index import Index, open_index
 from rag.markers import strip_markers
+from rag.pages import MAX_PAGE_WIDTH, PAGE_WIDTH, PageView, find_span, has_pages
 from rag.rerank import MLXReranker, Reranker
 from rag.types import (
     Answer,
@@ -65,6 +67,12 @@ __all__ = [
     "SetupCheck",
     "check_setup",
     "collect",
+    "best_snippet",
+    "find_span",
+    "has_pages",
+    "MAX_PAGE_WIDTH",
+    "PAGE_WIDTH",
+    "PageView",
     "standalone_question",
     "Answer",
     "ChunkConfig",

@@ -24,7 +24,7 @@ from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkC
 from ingest.cpu import cpu_status
 from ingest.discover import discover
 from ingest.embed import Embedder, MLXEmbedder
-from ingest.errors import NotInIndex, RagError
+from ingest.errors import LoadError, NotInIndex, RagError
 from ingest.loaders import LOADERS
 from ingest.ocr import Reader
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
@@ -32,6 +32,7 @@ from ingest.seams import require
 from ingest.store import (
     DEFAULT_COLLECTION,
     META_FILE,
+    OCR_CACHE,
     Filter,
     Store,
     check_collection_name,
@@ -39,6 +40,7 @@ from ingest.store import (
     summarize,
 )
 from ingest.watch import DEFAULT_DEBOUNCE_MS, watch_paths
+from rag import pages
 from rag.answer import Retrieved, answer_events
 from rag.chat import Conversation
 from rag.context import assemble, fit_budget, merge_adjacent, named_document
@@ -281,6 +283,33 @@ class Index:
                 return [_source(row, 0.0) for row in rows]
         where = f" (collection {collection})" if collection else ""
         raise NotInIndex(f"no document '{path}' in {self.path}{where}")
+
+    def document_file(self, path: str, collection: str | None = None) -> Path:
+        """The file on this machine of the indexed document whose path is exactly `path` (`Source.path`,
+        or a `documents()` entry's): no other path is ever resolved, so nothing outside the index is
+        reachable through it. Raises NotInIndex for any other path, LoadError if the file is gone."""
+        if not any(d["path"] == path for d in self.documents(collection=collection)):
+            raise NotInIndex(f"no document '{path}' in {self.path}", "see `rag docs` for what is indexed")
+        file = Path(path)
+        if not file.is_file():
+            raise LoadError(f"{path}: the file is no longer there (run `rag index` to update the index)")
+        return file
+
+    def page_image(self, path: str, page: int | None = None, *, width: int = pages.PAGE_WIDTH) -> bytes:
+        """Page `page` (1-based) of an indexed PDF, or frame `page` of an indexed image (None: the first),
+        as PNG, `width` pixels wide. Raises NotInIndex (as `document_file`), LoadError if the document
+        has no pages or that page can't be drawn."""
+        file = self.document_file(path)
+        if not pages.has_pages(path):
+            raise LoadError(f"{file.name} has no page images: only PDFs and images do")
+        return pages.page_image(file, page, width)
+
+    def locate(self, source: Source, quote: str) -> pages.PageView:
+        """Where `quote` (e.g. an `Evidence.snippet`) is on the page of `source` (a PDF page or an image):
+        boxes from the PDF's text layer, or from OCR's lines for a page the index read by OCR (its OCR
+        cache, else read again). No boxes when it isn't found there; NotInIndex, LoadError as `page_image`."""
+        file = self.document_file(source.path)
+        return pages.locate(file, source.page, quote, ocr=source.ocr is not None, ocr_cache=self.path / OCR_CACHE)
 
     def documents(
         self, *, collection: str | None = None, path_globs: Sequence[str] = (), file_types: Sequence[str] = ()

@@ -6,6 +6,7 @@
     POST /v1/search             ranked chunks with metadata and text, no LLM
     GET  /v1/chunks/{id}        one chunk with its full text
     GET  /health                liveness, no key needed
+    GET  /, /api/...            the web app and its endpoints (rag/serve/web.py)
 
 The models load once, at start-up, and are shared. Searches and embeddings run on one worker thread,
 answers on another (rag/serve/serving.py), so a search never waits behind an answer; beyond each queue's
@@ -48,7 +49,9 @@ from rag.serve.serving import (
     Limits,
     Models,
     Partial,
+    chain,
 )
+from rag.serve.web import SameOrigin, SecurityHeaders, add_web_app
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any question, far below a memory problem
 DISCONNECT_POLL_S = 0.25
@@ -143,6 +146,7 @@ def create_app(
     answer_seconds: float = DEFAULT_ANSWER_SECONDS,
     allowed_hosts: Sequence[str] = (),
     collection: str | None = None,
+    web_app: bool = True,
 ) -> FastAPI:
     """The ASGI app serving `index`.
 
@@ -162,6 +166,7 @@ def create_app(
             served, so a DNS-rebinding page cannot read the index (default: none).
         collection: what the model "rag" (and a search that names no collection) means; None (default)
             is every collection. "rag:<name>" still picks any one.
+        web_app: serve the web app at / and its endpoints under /api (rag/serve/web.py; default True).
     """
     limits = Limits(token_cap, answer_seconds, max_queue, max_answer_queue)
     service = Service(index, k, max_tokens, limits, collection)
@@ -176,7 +181,10 @@ def create_app(
     app = FastAPI(title="rag", version=rag.__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     add_error_handlers(app, service.models.redact)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(HostCheck, allowed=allowed_hosts, any_host=api_key is not None)  # runs first
+    if web_app:
+        app.add_middleware(SameOrigin)  # the app's /api: only its own page may call it
+    app.add_middleware(HostCheck, allowed=allowed_hosts, any_host=api_key is not None)
+    app.add_middleware(SecurityHeaders)  # runs first: every response gets the CSP
     app.add_api_route("/health", _health, methods=["GET"])
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key(api_key))])
     v1.add_api_route("/models", service.models_list, methods=["GET"])
@@ -186,6 +194,8 @@ def create_app(
     v1.add_api_route("/search", service.search, methods=["POST"])
     v1.add_api_route("/chunks/{chunk_id}", service.chunk, methods=["GET"])
     app.include_router(v1)
+    if web_app:
+        add_web_app(app, service, api_key)
     return app
 
 
@@ -239,7 +249,7 @@ async def _sse(
     yield out.delta({"role": "assistant", "content": ""})
     try:
         async with aclosing(events):  # type: ignore[type-var]  # an async generator: it has aclose
-            async for event in _chain(first, events):
+            async for event in chain(first, events):
                 partial.add(event)
                 if isinstance(event, rag.TokenEvent):
                     yield out.delta({"content": event.text})
@@ -272,9 +282,3 @@ async def _stop_on_disconnect(request: Request, stop: threading.Event):
         yield
     finally:
         watcher.cancel()
-
-
-async def _chain(first, rest: AsyncIterator) -> AsyncIterator:
-    yield first
-    async for item in rest:
-        yield item

@@ -148,6 +148,13 @@ class Partial:
         return rag.Answer(self.question, text, self.sources, timings, thinking=thinking)
 
 
+async def chain(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`first`, then the items of `rest` (a stream whose first item was awaited apart)."""
+    yield first
+    async for item in rest:
+        yield item
+
+
 def redact(text: str, index_path: Path) -> str:
     """`text` without the index's absolute path ("the index") or the home folder ("~")."""
     forms = {str(index_path), str(index_path.expanduser().absolute()), str(index_path.expanduser().resolve())}
