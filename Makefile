@@ -36,6 +36,7 @@ demo: install
 
 test: install models lint
 	RAG_TEST_MODELS=$(MODELS) $(BIN)/python -m pytest
+	RAG_TEST_MODELS=$(MODELS) $(BIN)/python -m pytest -m browser
 
 test-all: install models
 	RAG_TEST_MODELS=$(MODELS) $(BIN)/python -m pytest -m ""

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -144,7 +149,7 @@ def test_an_answer_streams_in_events_and_what_streamed_is_the_answer(http):
     assert not answer["refused"] and answer["evidence"]
     cited = {s["n"]: s for s in answer["sources"]}[answer["evidence"][0]["n"]]
     assert Path(cited["path"]).name == "house.md" and cited["chunk_id"]
-    assert "text" not in cited  # the panel fetches it
+    assert "text" not in cited and cited["snippet"]  # the panel fetches the text
 
 
 def test_a_follow_up_is_rewritten_and_the_rewrite_is_shown(tmp_path, embedder):
@@ -328,3 +333,38 @@ def test_with_an_api_key_the_app_asks_once_and_keeps_a_cookie(index):
         assert http.get("/api/status", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
         assert http.get("/api/status", cookies={"rag_session": "forged"}).status_code == 401
         assert http.get("/v1/models", cookies={"rag_session": session_token(KEY)}).status_code == 401  # /v1: the key
+
+
+# -- rag ui -------------------------------------------------------------------------------------------------
+
+
+def test_rag_ui_opens_the_browser_on_a_free_port_when_the_asked_one_is_taken(
+    tmp_path, index, minilm_path, smollm2_path
+):
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    script = Path(sys.executable).with_name("rag")
+    launcher = [str(script)] if script.is_file() else [sys.executable, "-c", "from rag.cli import app; app()"]
+    env = os.environ | {"RAG_EMBED_MODEL": str(minilm_path), "RAG_LLM": str(smollm2_path), "BROWSER": str(browser)}
+    ui = subprocess.Popen(
+        [*launcher, "ui", "--index", str(index.path), "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not opened.exists():
+            assert ui.poll() is None and time.monotonic() < deadline, ui.stderr.read() if ui.stderr else ""
+            time.sleep(0.2)
+        url = opened.read_text().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/") and f":{port}/" not in url
+        assert "<title>rag</title>" in httpx.get(url, timeout=10).text
+    finally:
+        ui.terminate()
+        _, err = ui.communicate(timeout=60)
+        taken.close()
+    assert f"Port {port} is taken: using another one." in err and f"Serving the app at {url}" in err

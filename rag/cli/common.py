@@ -37,6 +37,9 @@ PathOpt = Annotated[
 ]
 TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (repeatable): pdf, md, docx…")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+PresetOpt = Annotated[
+    str | None, typer.Option("--preset", help="Model preset: default (Qwen3-4B) or small (Qwen3-1.7B).")
+]
 
 
 # -- help that reads like a finished tool's ------------------------------------------------------------

@@ -22,6 +22,7 @@ from rich.markup import escape
 import rag
 from rag.cli import config, history
 from rag.cli import docs as cli_docs
+from rag.cli import servers as cli_servers
 from rag.cli.common import (
     EmbedOpt,
     IndexOpt,
@@ -29,6 +30,7 @@ from rag.cli.common import (
     KOpt,
     LlmOpt,
     PathOpt,
+    PresetOpt,
     RerankModelOpt,
     TidyCommand,
     TidyGroup,
@@ -48,10 +50,6 @@ app = typer.Typer(
     help="Ask questions of your own documents, on-device.",
     epilog='Start with: rag index ~/Documents, then rag ask "…". Check your set-up with rag doctor.',
 )
-
-PresetOpt = Annotated[
-    str | None, typer.Option("--preset", help="Model preset: default (Qwen3-4B) or small (Qwen3-1.7B).")
-]
 
 
 def _version(value: bool) -> None:
@@ -84,7 +82,8 @@ EXAMPLES = {
     "search": 'Examples: rag search "boiler fault" -k 10 · rag search XJ-9921-B --mode text · rag search q --type pdf',
     "status": "Example: rag status --json",
     "doctor": "Examples: rag doctor · HF_HUB_OFFLINE=1 rag doctor --json",
-    "serve": "Example: rag serve --port 8000, then point an OpenAI client at http://127.0.0.1:8000/v1",
+    "serve": "Example: rag serve --port 8000, then open http://127.0.0.1:8000 or point an OpenAI client at …/v1",
+    "ui": "Example: rag ui (starts rag serve and opens the app in your browser)",
     "watch": "Example: rag watch ~/Documents",
 }
 
@@ -537,64 +536,9 @@ def _files(n: int) -> str:
     return f"{n} file" if n == 1 else f"{n} files"
 
 
-@_command
-def serve(
-    index: IndexOpt = None,
-    embed_model: EmbedOpt = None,
-    llm: LlmOpt = None,
-    preset: PresetOpt = None,
-    k: KOpt = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (off loopback needs --api-key).")] = (
-        rag.DEFAULT_HOST
-    ),
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=0, max=65535)] = rag.DEFAULT_PORT,
-    api_key: Annotated[
-        str | None,
-        typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (env RAG_API_KEY).", show_default=False),
-    ] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Default answer length, in tokens.", min=1)] = (
-        rag.DEFAULT_MAX_TOKENS
-    ),
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option("--allow-host", help="Also answer requests for this host name (Host/Origin); repeatable."),
-    ] = None,
-    collection: Annotated[
-        str | None, typer.Option("--collection", "-c", help="What the model 'rag' searches (default: all collections).")
-    ] = None,
-) -> None:
-    """Serve the index over an OpenAI-compatible HTTP API: chat, embeddings, search. Ctrl-C stops."""
-    from rag.serve import http as server  # FastAPI/uvicorn load only for this command
-
-    idx, s = _open(index, embed_model, llm, preset, k)
-    key = api_key or s.api_key
-    server.check_bind(host, key)  # before minutes of model loading, not after
-    err.print(f"Serving {idx.path} at http://{host}:{port}/v1 (models: rag, rag:<collection>)", markup=False)
-    hosts = allow_host or ()
-    options = dict(k=s.k, max_tokens=max_tokens, allowed_hosts=hosts, collection=collection)
-    server.serve(idx, host=host, port=port, api_key=key, **options)
-
-
-@_command
-def mcp(
-    index: IndexOpt = None,
-    embed_model: EmbedOpt = None,
-    llm: LlmOpt = None,
-    preset: PresetOpt = None,
-    k: KOpt = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer of `ask`, in tokens.", min=1)] = (
-        rag.DEFAULT_MAX_TOKENS
-    ),
-) -> None:
-    """Run an MCP server on stdio for editors and agents (tools: search, get_chunk, get_document, ask, status)."""
-    from rag.serve import mcp as mcp_server  # the MCP SDK loads only for this command
-
-    idx, s = _open(index, embed_model, llm, preset, k)
-    mcp_server.run_stdio(idx, k=s.k, max_tokens=max_tokens)
-
-
 app.add_typer(eval_app, name="eval")
 cli_docs.register(app)  # docs (ls), rm, show, config, log
+cli_servers.register(app, _open, EXAMPLES)  # serve, ui, mcp
 
 collection_app = typer.Typer(cls=TidyGroup, no_args_is_help=True, help="List or remove collections.")
 app.add_typer(collection_app, name="collection")

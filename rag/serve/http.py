@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -206,9 +206,11 @@ def serve(
     port: int = rag.DEFAULT_PORT,
     api_key: str | None = None,
     log_level: str = "info",
+    on_ready: Callable[[str], None] | None = None,
     **options,
 ) -> None:
-    """Serve `index` over HTTP until Ctrl-C (`options` as for `create_app`).
+    """Serve `index` over HTTP until Ctrl-C (`options` as for `create_app`). `on_ready(url)` is called
+    once the models are loaded and the port is open (`port` 0: any free port; `url` names the one taken).
 
     Raises RagError for a non-loopback `host` without an `api_key`, or if there is no index yet.
     """
@@ -217,7 +219,21 @@ def serve(
     check_bind(host, api_key)
     if not index.exists:
         raise rag.IndexNotFound(f"no index at {index.path}")
-    uvicorn.run(create_app(index, api_key=api_key, **options), host=host, port=port, log_level=log_level)
+    app = create_app(index, api_key=api_key, **options)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+    if on_ready is not None:
+        threading.Thread(target=_when_started, args=(server, host, on_ready), daemon=True).start()
+    server.run()
+
+
+def _when_started(server, host: str, on_ready: Callable[[str], None]) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    name = f"[{host.strip('[]')}]" if ":" in host else host
+    on_ready(f"http://{name}:{port}")
 
 
 def check_bind(host: str, api_key: str | None) -> None:

@@ -351,8 +351,9 @@ async def _answer_events(head: dict, first, events: AsyncIterator, redact) -> As
                     yield _event("thinking", {"text": event.text})
         answer = partial.answer()
         done = answer.to_dict()
-        for source in done["sources"]:
-            source.pop("text", None)  # the panel fetches a chunk's text when it is opened
+        for source, data in zip(answer.sources, done["sources"], strict=True):
+            del data["text"]  # the panel fetches a chunk's text when it is opened
+            data["snippet"] = source.snippet(oa.SNIPPET_CHARS)
         yield _event("done", {"answer": done, "cut": partial.cut})
     except Exception as exc:  # the 200 header is out: the error travels in the stream
         log.exception("streamed answer failed")

@@ -218,6 +218,14 @@ function renderSources(turn) {
   turn.nodes.sourcesTitle.hidden = sources.length === 0;
 }
 
+// Run `change`, keeping the conversation scrolled to its end if it was there (the user reading along).
+function following(change) {
+  const box = $("conversation");
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  change();
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
 function newTurn(question) {
   const nodes = {};
   nodes.root = el("article", { class: "turn", "data-state": "asking" },
@@ -231,6 +239,7 @@ function newTurn(question) {
     nodes.meta = el("p", { class: "meta" }));
   $("conversation").append(nodes.root);
   $("empty").hidden = true;
+  nodes.root.scrollIntoView({ block: "start" });
   return { question, nodes, text: "", thinking: "", sources: [], answer: null };
 }
 
@@ -261,7 +270,7 @@ async function ask(question) {
           turn.nodes.root.dataset.ttftMs = String(Math.round(firstToken));
         }
         turn.text += data.text;
-        renderAnswer(turn.nodes.answer, turn.text, turn);
+        following(() => renderAnswer(turn.nodes.answer, turn.text, turn));
       } else if (name === "done") {
         finish(turn, data.answer, data.cut, firstToken);
       } else if (name === "error") {
@@ -288,7 +297,7 @@ function finish(turn, answer, cut, firstToken) {
     turn.nodes.badge.textContent = t("refused");
     turn.nodes.badge.hidden = false;
   }
-  renderSources(turn);
+  following(() => renderSources(turn));
   const tm = answer.timings;
   const ttft = firstToken === null ? "–" : (firstToken / 1000).toFixed(1);
   let meta = t("meta", { ttft, ret: Math.round(tm.retrieval_ms), tok: tm.generated_tokens, tps: tm.tokens_per_s.toFixed(1) });
