@@ -15,7 +15,7 @@ export RAG_EMBED_MODEL ?= $(MODELS)/all-MiniLM-L6-v2
 export RAG_LLM ?= $(MODELS)/SmolLM2-135M-Instruct
 endif
 
-.PHONY: install demo test test-all lint models
+.PHONY: install demo ui test test-all lint models
 
 $(BIN)/rag: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: install
 	@if [ "$(OFFLINE)" = 1 ]; then $(MAKE) --no-print-directory models; fi
 	$(BIN)/rag index --index $(INDEX) $(DOCS)
 	$(BIN)/rag ask --index $(INDEX) "$(Q)"
+
+ui: install
+	@if [ "$(OFFLINE)" = 1 ]; then $(MAKE) --no-print-directory models; fi
+	$(BIN)/rag ui --index $(INDEX)
 
 test: install models lint
 	RAG_TEST_MODELS=$(MODELS) $(BIN)/python -m pytest

@@ -140,6 +140,7 @@ def test_ask_stream_and_check_a_citation_on_its_pdf_page(page):
     assert int(turn.get_attribute("data-ttft-ms")) > 0
     assert "first token" in turn.find_element(By.CSS_SELECTOR, ".meta").text
     cites = turn.find_elements(By.CSS_SELECTOR, ".answer a.cite")
+    page.execute_script("document.getElementById('conversation').scrollTop = 0")
     shot(page, "answer-with-citations")
     if cites:  # the model wrote [n] markers: they are links to the panel
         cites[0].click()
@@ -262,3 +263,18 @@ def test_the_csp_is_enforced_and_the_check_sees_violations(browser, base):
     assert browser.execute_script("return window.injected") is None  # inline script refused
     logged = browser.get_log("browser")
     assert any("Content Security Policy" in e["message"] for e in logged), logged
+
+
+def test_stop_ends_an_answer_and_the_next_question_is_answered(page):
+    box = page.find_element(By.ID, "question")
+    box.send_keys("Where is the spare key hidden?" + Keys.ENTER)
+    send = page.find_element(By.ID, "send")
+    assert send.text == "Stop"  # while the answer is on its way (retrieval and prefill take seconds here)
+    send.click()
+    turn = page.find_element(By.CSS_SELECTOR, "#conversation .turn")
+    WebDriverWait(page, 30).until(lambda d: turn.get_attribute("data-state") == "stopped")
+    assert send.text == "Ask" and "(stopped)" in turn.text
+    page.find_element(By.ID, "reset").click()
+    assert (
+        "flowerpot" in ask(page, "Where is the spare key hidden?").find_element(By.CSS_SELECTOR, ".answer").text.lower()
+    )

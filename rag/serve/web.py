@@ -29,12 +29,12 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import asdict
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote as url_quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 
@@ -59,10 +59,20 @@ NEIGHBOUR_CHARS = 700  # of the chunks before and after a cited one, shown aroun
 MAX_OVERLAP_CHARS = 800
 
 
+def _words(text: str) -> str:
+    """`text` stripped; a ValueError (a 400) if nothing but spaces is left."""
+    if not text.strip():
+        raise ValueError("must not be empty or only spaces")
+    return text.strip()
+
+
+Question = Annotated[oa.Text, AfterValidator(_words)]
+
+
 class AskRequest(oa._Lenient):
     """POST /api/ask: a question, and for a follow-up the conversation so far (question, answer) pairs."""
 
-    question: oa.Text
+    question: Question
     history: list[tuple[oa.Str, oa.Str]] = Field(default_factory=list, max_length=oa.MAX_MESSAGES)
     collection: oa.Str | None = None
     k: int | None = Field(None, ge=1, le=rag.MAX_K)
@@ -73,7 +83,7 @@ class AskRequest(oa._Lenient):
 class WebSearchRequest(oa._Lenient):
     """POST /api/search."""
 
-    query: oa.Text
+    query: Question
     k: int | None = Field(None, ge=1, le=rag.MAX_K)
     mode: str = rag.DEFAULT_MODE
     collection: oa.Str | None = None
@@ -164,6 +174,7 @@ def add_web_app(app: FastAPI, service: Service, api_key: str | None) -> None:
     web = WebApi(service, api_key)
     app.add_api_route("/", _page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/static/{name}", _static, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/favicon.ico", _favicon, methods=["GET"], include_in_schema=False)  # asked for by PDF tabs
     app.add_api_route("/api/session", web.login, methods=["POST"])
     api = APIRouter(prefix="/api", dependencies=[Depends(require_session(api_key))])
     api.add_api_route("/status", web.status, methods=["GET"])
@@ -182,6 +193,10 @@ def _asset(name: str) -> bytes:
 
 async def _page() -> Response:
     return Response(_asset("index.html"), media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
+async def _favicon() -> Response:
+    return await _static("icon.svg")
 
 
 async def _static(name: str) -> Response:
@@ -243,7 +258,8 @@ class WebApi:
 
     async def search(self, body: WebSearchRequest) -> dict:
         collection = await self._collection(body.collection)
-        options = dict(mode=body.mode, path_globs=body.paths, file_types=body.types)
+        types = [t.strip().lower().lstrip(".") for t in body.types]  # "PDF", ".pdf": the pdf files
+        options = dict(mode=body.mode, path_globs=body.paths, file_types=types)
         k = body.k or self.service.k
         hits = await self.service.models.search(self.index.search, body.query, k, collection, **options)
         data = [
@@ -312,6 +328,18 @@ class WebApi:
         return {"documents": docs}
 
 
+def _best(source: rag.Source, question: str) -> str:
+    """The sentence of `source` closest to `question` (its opening when no sentence shares a word)."""
+    best = rag.best_snippet(source.text, question)
+    return best if sum(ch.isalnum() for ch in best) >= 3 else source.snippet(oa.SNIPPET_CHARS)
+
+
+def _source_events(sources: list[rag.Source], question: str) -> list[dict]:
+    """An answer's sources as JSON, each with `best`: its sentence closest to the question (what the
+    panel marks for a source that backs no sentence of the answer)."""
+    return [oa.source_json(s, n) | {"best": _best(s, question)} for n, s in enumerate(sources, 1)]
+
+
 def _without_overlap(previous: str, text: str) -> str:
     """`previous` without its end that `text` repeats (consecutive chunks overlap by a few sentences)."""
     previous, text = previous.rstrip(), text.lstrip()
@@ -344,16 +372,16 @@ async def _answer_events(head: dict, first, events: AsyncIterator, redact) -> As
             async for event in chain(first, events):
                 partial.add(event)
                 if isinstance(event, rag.SourcesEvent):
-                    yield _event("sources", {"sources": [oa.source_json(s, n) for n, s in enumerate(event.sources, 1)]})
+                    yield _event("sources", {"sources": _source_events(event.sources, head["searched"])})
                 elif isinstance(event, rag.TokenEvent):
                     yield _event("token", {"text": event.text})
                 elif isinstance(event, rag.ThinkingEvent):
                     yield _event("thinking", {"text": event.text})
         answer = partial.answer()
         done = answer.to_dict()
-        for source, data in zip(answer.sources, done["sources"], strict=True):
+        for data, brief in zip(done["sources"], _source_events(answer.sources, head["searched"]), strict=True):
             del data["text"]  # the panel fetches a chunk's text when it is opened
-            data["snippet"] = source.snippet(oa.SNIPPET_CHARS)
+            data |= {"snippet": brief["snippet"], "best": brief["best"]}
         yield _event("done", {"answer": done, "cut": partial.cut})
     except Exception as exc:  # the 200 header is out: the error travels in the stream
         log.exception("streamed answer failed")

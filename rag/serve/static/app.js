@@ -7,11 +7,16 @@ const STRINGS = {
   en: {
     title: "Ask your documents", tab_ask: "Ask", tab_search: "Search", tab_status: "Status",
     collection: "Collection", all_collections: "All collections", language: "Language",
-    empty: "Ask a question about your documents. Answers cite their sources: click a [1] to see the passage.",
+    empty: "Ask a question about your documents. Click a source under the answer (or a [1] in it) to see the passage on its page.",
     placeholder: "Ask a question… (Enter sends, Shift+Enter for a new line)", think: "Think first",
     reset: "New conversation", send: "Ask", stop: "Stop", searched: "Searched for: {q}", thinking: "Thinking",
     refused: "Not found in your documents", closest: "Closest sources", sources: "Sources",
-    not_cited: "not cited", attributed: "cited by the checker", ocr: "OCR {p}",
+    not_cited: "not cited", attributed: "found by the citation check", ocr: "OCR {p}",
+    attributed_title: "The model wrote no [n] for this source; rag's citation check found that it says what the answer says.",
+    page_loc: "{name}, page {p}", stopped: "(stopped)",
+    unsupported: "{n} of {m} sentences are not backed by any source (dotted underline).",
+    unsupported_title: "No source says this: it may be the model's own words.",
+    no_answer: "retrieval {ret} ms · no answer generated",
     meta: "first token {ttft} s in the browser · retrieval {ret} ms · {tok} tokens at {tps} tok/s",
     cut: "(stopped at the time limit)", max_tokens: "(stopped at the length limit)",
     search_placeholder: "Search your documents…", mode: "Mode", mode_hybrid: "hybrid",
@@ -21,6 +26,8 @@ const STRINGS = {
     boxes_text: "The highlighted boxes are the supporting passage, from the PDF's text layer.",
     boxes_ocr: "The highlighted boxes are the supporting passage, from OCR of this scanned page.",
     boxes_none: "The passage could not be located on the page image.",
+    closest_text: "This source backs no sentence of the answer: boxed is its sentence closest to the question (PDF text layer).",
+    closest_ocr: "This source backs no sentence of the answer: boxed is its sentence closest to the question (OCR).",
     no_page: "The page image is not available: {e}",
     index: "Index", location: "Location", documents: "Documents", chunks: "Chunks", models: "Models",
     embedder: "Embedder", llm: "Chat model", ocr_pages: "Pages read by OCR", failed: "Failed files",
@@ -33,11 +40,16 @@ const STRINGS = {
   zh: {
     title: "问你的文档", tab_ask: "提问", tab_search: "搜索", tab_status: "状态",
     collection: "集合", all_collections: "全部集合", language: "语言",
-    empty: "就你的文档提一个问题。回答会标注出处：点击 [1] 查看原文段落。",
+    empty: "就你的文档提一个问题。点击回答下方的来源（或回答中的 [1]），即可在原页面上查看该段落。",
     placeholder: "输入问题…（回车发送，Shift+回车换行）", think: "先思考",
     reset: "新对话", send: "提问", stop: "停止", searched: "检索的问题：{q}", thinking: "思考过程",
     refused: "文档中没有找到答案", closest: "最接近的来源", sources: "来源",
-    not_cited: "未引用", attributed: "由核对器引用", ocr: "OCR {p}",
+    not_cited: "未引用", attributed: "由引用核对找到", ocr: "OCR {p}",
+    attributed_title: "模型没有为这个来源写 [n]；rag 的引用核对发现它支持回答中的内容。",
+    page_loc: "{name}，第 {p} 页", stopped: "（已停止）",
+    unsupported: "{m} 句中有 {n} 句没有任何来源支持（虚线标出）。",
+    unsupported_title: "没有来源这样说：可能是模型自己的话。",
+    no_answer: "检索 {ret} 毫秒 · 未生成回答",
     meta: "浏览器中首个字 {ttft} 秒 · 检索 {ret} 毫秒 · {tok} 个词元，每秒 {tps} 个",
     cut: "（已到时间上限）", max_tokens: "（已到长度上限）",
     search_placeholder: "搜索你的文档…", mode: "方式", mode_hybrid: "混合",
@@ -47,6 +59,8 @@ const STRINGS = {
     boxes_text: "高亮框是支持回答的段落，来自 PDF 的文本层。",
     boxes_ocr: "高亮框是支持回答的段落，来自这一扫描页的 OCR。",
     boxes_none: "未能在页面图像上定位该段落。",
+    closest_text: "这个来源不支持回答中的任何一句：框出的是其中与问题最接近的句子（PDF 文本层）。",
+    closest_ocr: "这个来源不支持回答中的任何一句：框出的是其中与问题最接近的句子（OCR）。",
     no_page: "无法显示页面图像：{e}",
     index: "索引", location: "位置", documents: "文档", chunks: "文本块", models: "模型",
     embedder: "向量模型", llm: "对话模型", ocr_pages: "OCR 识别的页数", failed: "失败的文件",
@@ -59,7 +73,7 @@ const STRINGS = {
 };
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: "en", history: [], busy: null, status: null };
+const state = { lang: "en", history: [], status: null, login: null, abort: null };
 
 function pickLanguage() {
   const saved = localStorage.getItem("rag-lang");
@@ -122,9 +136,11 @@ async function api(path, options = {}) {
   return reply;
 }
 
+// With --api-key: ask for the key once (however many requests got 401 meanwhile), then a cookie holds it.
 function login() {
+  if (state.login) return state.login;
   const dialog = $("login");
-  return new Promise((resolve) => {
+  state.login = new Promise((resolve) => {
     $("key-error").hidden = true;
     const submit = async (event) => {
       event.preventDefault();
@@ -136,6 +152,7 @@ function login() {
         $("login-form").removeEventListener("submit", submit);
         $("key").value = "";
         dialog.close();
+        state.login = null;
         resolve();
       } else {
         $("key-error").textContent = t("key_wrong");
@@ -143,8 +160,9 @@ function login() {
       }
     };
     $("login-form").addEventListener("submit", submit);
-    if (!dialog.open) dialog.showModal();
+    dialog.showModal();
   });
+  return state.login;
 }
 
 // Server-sent events from a POST: fetch's body, split at blank lines into (event, data) pairs.
@@ -172,11 +190,32 @@ async function* events(reply) {
 
 // -- ask ---------------------------------------------------------------------------------------------
 
+// Where a source is, in the interface's language: "notes.md › Keys", "report.pdf, page 3" / "第 3 页".
+function where(source) {
+  const name = source.path.split(/[\\/]/).pop();
+  if (source.page !== null && source.page !== undefined) return t("page_loc", { name, p: source.page });
+  return source.heading ? `${name} › ${source.heading.replaceAll(" > ", " › ")}` : name;
+}
+
 const MARKER = /\[(\d+(?:\s*,\s*\d+)*)\]/g;
 
-// The answer's text with each [n] (and [1, 2]) a link to its source.
-function renderAnswer(node, text, turn) {
+// The answer's text with each [n] (and [1, 2]) a link to its source; the sentences in `unsupported`
+// (text ranges) marked as backed by no source.
+function renderAnswer(node, text, turn, unsupported = []) {
   node.replaceChildren();
+  let at = 0;
+  for (const [start, end] of [...unsupported, [text.length, text.length]]) {
+    linked(node, text.slice(at, start), turn);
+    if (end > start) {
+      const span = el("span", { class: "unsupported", title: t("unsupported_title") });
+      linked(span, text.slice(start, end), turn);
+      node.append(span);
+    }
+    at = end;
+  }
+}
+
+function linked(node, text, turn) {
   let last = 0;
   for (const match of text.matchAll(MARKER)) {
     node.append(text.slice(last, match.index));
@@ -192,17 +231,31 @@ function renderAnswer(node, text, turn) {
   node.append(text.slice(last));
 }
 
+// The text ranges of the answer's sentences that no source backs, found in order in its text.
+function unsupportedRanges(answer) {
+  const ranges = [];
+  let from = 0;
+  for (const sentence of answer.sentences || []) {
+    const start = answer.answer.indexOf(sentence.text, from);
+    if (start < 0) continue;
+    from = start + sentence.text.length;
+    if (!sentence.supported) ranges.push([start, from]);
+  }
+  return ranges;
+}
+
 function sourceItem(turn, source, evidence) {
   const cited = source.cited;
-  const quote = evidence ? evidence.snippet : source.snippet;
+  const quote = evidence ? evidence.snippet : source.best || source.snippet;
   const tags = [];
   if (source.ocr !== null && source.ocr !== undefined) tags.push(t("ocr", { p: Math.round(source.ocr * 100) + "%" }));
   if (turn.answer && !cited) tags.push(t("not_cited"));
-  if (evidence && evidence.added) tags.push(t("attributed"));
+  const tag = tags.length ? el("span", { class: "tag", text: tags.join(" · ") }) : null;
+  const checker = evidence && evidence.added ? el("span", { class: "tag", title: t("attributed_title"), text: t("attributed") }) : null;
   return el("li", { class: cited ? "cited" : "uncited", "data-n": source.n },
     el("span", { class: "n", text: `[${source.n}]` }),
-    el("a", { class: "loc", href: "#", onclick: (e) => { e.preventDefault(); openCitation(turn, source.n); } }, source.location),
-    tags.length ? el("span", { class: "tag", text: tags.join(" · ") }) : null,
+    el("a", { class: "loc", href: "#", onclick: (e) => { e.preventDefault(); openCitation(turn, source.n); } }, where(source)),
+    tag, checker,
     el("span", { class: "quote", text: quote }));
 }
 
@@ -211,8 +264,7 @@ function renderSources(turn) {
   list.replaceChildren();
   const answer = turn.answer;
   const evidence = new Map((answer ? answer.evidence : []).map((e) => [e.n, e]));
-  let sources = answer ? answer.sources : turn.sources;
-  if (answer && !answer.refused) sources = [...sources].sort((a, b) => (b.cited - a.cited) || (a.n - b.n));
+  const sources = answer ? answer.sources : turn.sources;
   for (const source of sources) list.append(sourceItem(turn, source, evidence.get(source.n)));
   turn.nodes.sourcesTitle.textContent = answer && answer.refused ? t("closest") : t("sources");
   turn.nodes.sourcesTitle.hidden = sources.length === 0;
@@ -250,39 +302,47 @@ async function ask(question) {
   const body = { question, history: state.history, thinking: $("think").checked };
   const collection = $("collection").value;
   if (collection) body.collection = collection;
-  setBusy(true);
+  const abort = new AbortController();
+  setBusy(abort);
   try {
-    const reply = await api("/api/ask", { method: "POST", body });
+    const reply = await api("/api/ask", { method: "POST", body, signal: abort.signal });
     for await (const [name, data] of events(reply)) {
-      if (name === "question" && data.rewritten) {
-        turn.nodes.searched.textContent = t("searched", { q: data.searched });
-        turn.nodes.searched.hidden = false;
-      } else if (name === "sources") {
-        turn.sources = data.sources;
-        renderSources(turn);
-      } else if (name === "thinking") {
-        turn.thinking += data.text;
-        turn.nodes.thinking.hidden = false;
-        turn.nodes.thinking.querySelector("pre").textContent = turn.thinking;
-      } else if (name === "token") {
-        if (firstToken === null) {
-          firstToken = performance.now() - started;
-          turn.nodes.root.dataset.ttftMs = String(Math.round(firstToken));
+      following(() => {
+        if (name === "question" && data.rewritten) {
+          turn.nodes.searched.textContent = t("searched", { q: data.searched });
+          turn.nodes.searched.hidden = false;
+        } else if (name === "sources") {
+          turn.sources = data.sources;
+          renderSources(turn);
+        } else if (name === "thinking") {
+          turn.thinking += data.text;
+          turn.nodes.thinking.hidden = false;
+          turn.nodes.thinking.querySelector("pre").textContent = turn.thinking;
+        } else if (name === "token") {
+          if (firstToken === null) {
+            firstToken = performance.now() - started;
+            turn.nodes.root.dataset.ttftMs = String(Math.round(firstToken));
+          }
+          turn.text += data.text;
+          renderAnswer(turn.nodes.answer, turn.text, turn);
+        } else if (name === "done") {
+          finish(turn, data.answer, data.cut, firstToken);
+        } else if (name === "error") {
+          throw new Error(data.message);
         }
-        turn.text += data.text;
-        following(() => renderAnswer(turn.nodes.answer, turn.text, turn));
-      } else if (name === "done") {
-        finish(turn, data.answer, data.cut, firstToken);
-      } else if (name === "error") {
-        throw new Error(data.message);
-      }
+      });
     }
   } catch (error) {
-    turn.nodes.root.dataset.state = "error";
     turn.nodes.answer.classList.remove("streaming");
-    turn.nodes.answer.append(el("p", { class: "error", text: t("error", { m: error.message }) }));
+    if (error.name === "AbortError") {  // Stop: the server stops generating when the request goes away
+      turn.nodes.root.dataset.state = "stopped";
+      turn.nodes.meta.textContent = t("stopped");
+    } else {
+      turn.nodes.root.dataset.state = "error";
+      turn.nodes.answer.append(el("p", { class: "error", text: t("error", { m: error.message }) }));
+    }
   } finally {
-    setBusy(false);
+    setBusy(null);
   }
 }
 
@@ -292,28 +352,39 @@ function finish(turn, answer, cut, firstToken) {
   root.dataset.state = "done";
   root.classList.toggle("refused", answer.refused);
   turn.nodes.answer.classList.remove("streaming");
-  renderAnswer(turn.nodes.answer, answer.answer, turn);  // what streamed is what is returned: same text
+  const unsupported = answer.refused ? [] : unsupportedRanges(answer);
+  renderAnswer(turn.nodes.answer, answer.answer, turn, unsupported);  // what streamed is what is returned
   if (answer.refused) {
     turn.nodes.badge.textContent = t("refused");
     turn.nodes.badge.hidden = false;
   }
-  following(() => renderSources(turn));
+  renderSources(turn);
   const tm = answer.timings;
-  const ttft = firstToken === null ? "–" : (firstToken / 1000).toFixed(1);
-  let meta = t("meta", { ttft, ret: Math.round(tm.retrieval_ms), tok: tm.generated_tokens, tps: tm.tokens_per_s.toFixed(1) });
+  let meta;
+  if (tm.generated_tokens === 0) {
+    meta = t("no_answer", { ret: Math.round(tm.retrieval_ms) });
+  } else {
+    const ttft = firstToken === null ? "–" : (firstToken / 1000).toFixed(1);
+    meta = t("meta", { ttft, ret: Math.round(tm.retrieval_ms), tok: tm.generated_tokens, tps: tm.tokens_per_s.toFixed(1) });
+  }
   if (cut) meta += " " + t("cut");
   else if (answer.stopped_reason === "max_tokens") meta += " " + t("max_tokens");
+  if (unsupported.length) meta = t("unsupported", { n: unsupported.length, m: answer.sentences.length }) + " " + meta;
   turn.nodes.meta.textContent = meta;
   state.history.push([turn.question, answer.answer]);
 }
 
-function setBusy(busy) {
-  $("send").disabled = busy;
-  $("question").disabled = busy;
-  if (!busy) $("question").focus();
+// While an answer streams, the Ask button is a Stop button; the question box stays open for the next one.
+function setBusy(abort) {
+  state.abort = abort;
+  const send = $("send");
+  send.textContent = t(abort ? "stop" : "send");
+  send.classList.toggle("stop", Boolean(abort));
+  if (!abort) $("question").focus();
 }
 
 function reset() {
+  if (state.abort) state.abort.abort();
   state.history = [];
   $("conversation").replaceChildren();
   $("empty").hidden = false;
@@ -327,14 +398,15 @@ function openCitation(turn, n) {
   const source = (turn.answer ? turn.answer.sources : turn.sources).find((s) => s.n === n);
   if (!source) return;
   const evidence = turn.answer && turn.answer.evidence.find((e) => e.n === n);
-  openPanel(source, evidence ? evidence.snippet : source.snippet);
+  // a source that backs no sentence of the answer: its sentence closest to the question is marked
+  openPanel(source, evidence ? evidence.snippet : source.best || source.snippet, Boolean(evidence) || !turn.answer);
 }
 
-async function openPanel(source, quote) {
+async function openPanel(source, quote, supporting = false) {
   const panel = $("panel");
   panel.hidden = false;
   document.body.classList.add("panel-open");
-  $("panel-title").textContent = source.location;
+  $("panel-title").textContent = where(source);
   $("panel-note").textContent = "";
   $("panel-page").hidden = true;
   $("panel-text").replaceChildren();
@@ -353,7 +425,8 @@ async function openPanel(source, quote) {
   const isPdf = /\.pdf$/i.test(data.source.path);
   $("panel-file").href = data.file + (isPdf && data.source.page ? `#page=${data.source.page}` : "");
   renderContext(data);
-  if (data.page) await renderPage(data.page);
+  if (data.page) await renderPage(data.page, source.chunk_id, supporting);
+  if (panel.dataset.chunk !== source.chunk_id) return;
   panel.dataset.state = "ready";
   $("panel-close").focus();
 }
@@ -376,12 +449,18 @@ function renderContext(data) {
   if (mark && !data.page) mark.scrollIntoView({ block: "center" });
 }
 
-function renderPage(page) {
+function renderPage(page, chunk, supporting) {
   const image = $("page-image");
   const layer = $("page-boxes");
   layer.replaceChildren();
+  const width = Math.min(2400, Math.round(($("panel").clientWidth || 800) * (window.devicePixelRatio || 1)));
+  const url = `${page.image}&width=${Math.max(100, width)}`;
   return new Promise((resolve) => {
-    image.onload = () => {
+    let settled = false;
+    const current = () => !settled && $("panel").dataset.chunk === chunk;  // not superseded by another citation
+    const shown = () => {
+      if (!current()) return resolve();
+      settled = true;
       for (const [x0, y0, x1, y1] of page.boxes) {
         const box = el("div");
         box.style.left = `${x0 * 100}%`;
@@ -392,17 +471,19 @@ function renderPage(page) {
       }
       $("panel-page").hidden = false;
       $("panel-note").textContent = page.error ? t("no_page", { e: page.error })
-        : t(page.kind === "ocr" ? "boxes_ocr" : page.kind === "text" ? "boxes_text" : "boxes_none");
+        : !page.kind ? t("boxes_none") : t((supporting ? "boxes_" : "closest_") + page.kind);
       const first = layer.firstElementChild;
       if (first) first.scrollIntoView({ block: "center" });
       resolve();
     };
+    image.onload = shown;
     image.onerror = () => {
-      $("panel-note").textContent = t("no_page", { e: page.error || "" });
+      if (current()) $("panel-note").textContent = t("no_page", { e: page.error || "" });
+      settled = true;
       resolve();
     };
-    const width = Math.min(2400, Math.round(($("panel").clientWidth || 800) * (window.devicePixelRatio || 1)));
-    image.src = `${page.image}&width=${Math.max(100, width)}`;
+    image.src = url;
+    if (image.complete && image.naturalWidth) shown();  // the same page again: no new load event
   });
 }
 
@@ -427,7 +508,7 @@ async function search(query) {
     if (!data.hits.length) results.append(el("li", { class: "hint", text: t("no_results") }));
     for (const hit of data.hits) {
       results.append(el("li", {},
-        el("a", { class: "loc", href: "#", onclick: (e) => { e.preventDefault(); openPanel(hit, hit.best); } }, hit.location),
+        el("a", { class: "loc", href: "#", onclick: (e) => { e.preventDefault(); openPanel(hit, hit.best); } }, where(hit)),
         hit.ocr !== null && hit.ocr !== undefined ? el("span", { class: "tag", text: t("ocr", { p: Math.round(hit.ocr * 100) + "%" }) }) : null,
         el("span", { class: "score", text: t("score", { s: hit.score.toFixed(3) }) }),
         el("p", { text: hit.best })));
@@ -505,7 +586,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("ask-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const question = $("question").value.trim();
-    if (!question || $("send").disabled) return;
+    if (!question || state.abort) return;  // one answer at a time
     $("question").value = "";
     ask(question);
   });
@@ -516,10 +597,16 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("reset").addEventListener("click", reset);
+  $("send").addEventListener("click", (e) => {
+    if (!state.abort) return;
+    e.preventDefault();
+    state.abort.abort();
+  });
   $("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const query = $("query").value.trim();
     if (query) search(query);
+    else $("results").replaceChildren();
   });
   $("panel-close").addEventListener("click", closePanel);
   document.addEventListener("keydown", (e) => {
