@@ -38,7 +38,7 @@ from rag.errors import (
 from rag.generate import Generator, MLXGenerator, Piece
 from rag.index import Index, open_index
 from rag.markers import strip_markers
-from rag.pages import MAX_PAGE_WIDTH, PAGE_WIDTH, PageView, find_span, has_pages
+from rag.pages import PageView, find_span, has_pages
 from rag.rerank import MLXReranker, Reranker
 from rag.types import (
     Answer,
@@ -70,8 +70,6 @@ __all__ = [
     "best_snippet",
     "find_span",
     "has_pages",
-    "MAX_PAGE_WIDTH",
-    "PAGE_WIDTH",
     "PageView",
     "standalone_question",
     "Answer",

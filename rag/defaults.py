@@ -36,6 +36,8 @@ DEFAULT_CONTEXT_TOKENS = 8192  # prompt budget cap: prefill on a CPU runs at ~50
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_PAGE_WIDTH = 1000  # pixels: a page image for the web app's citation panel (Index.page_image)
+MAX_PAGE_WIDTH = 2400
 
 __all__ = [
     "DEFAULT_BATCH_CHUNKS",
@@ -51,10 +53,12 @@ __all__ = [
     "DEFAULT_MODE",
     "DEFAULT_OCR",
     "DEFAULT_OVERLAP_TOKENS",
+    "DEFAULT_PAGE_WIDTH",
     "DEFAULT_PORT",
     "DEFAULT_PRESET",
     "DEFAULT_RERANK_MODEL",
     "MAX_K",
+    "MAX_PAGE_WIDTH",
     "OCR_MODES",
     "PRESETS",
     "SEARCH_MODES",

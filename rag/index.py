@@ -52,6 +52,7 @@ from rag.defaults import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_MODE,
     DEFAULT_OCR,
+    DEFAULT_PAGE_WIDTH,
 )
 from rag.generate import Generator, MLXGenerator, elapsed_ms
 from rag.overview import overview, scope
@@ -295,7 +296,7 @@ class Index:
             raise LoadError(f"{path}: the file is no longer there (run `rag index` to update the index)")
         return file
 
-    def page_image(self, path: str, page: int | None = None, *, width: int = pages.PAGE_WIDTH) -> bytes:
+    def page_image(self, path: str, page: int | None = None, *, width: int = DEFAULT_PAGE_WIDTH) -> bytes:
         """Page `page` (1-based) of an indexed PDF, or frame `page` of an indexed image (None: the first),
         as PNG, `width` pixels wide. Raises NotInIndex (as `document_file`), LoadError if the document
         has no pages or that page can't be drawn."""

@@ -29,11 +29,10 @@ from typing import Any
 from ingest.errors import LoadError
 from ingest.loaders import IMAGE_SUFFIXES, render_page, upright
 from ingest.ocr import DEFAULT_DPI, Reader
+from rag.defaults import DEFAULT_PAGE_WIDTH, MAX_PAGE_WIDTH
 
 MIN_MATCH_SHARE = 0.6  # of a quote's letters a fuzzy match must find, within 1.5x the quote's length
 MIN_BLOCK = 3  # letters: shorter common runs are chance
-PAGE_WIDTH = 1000  # pixels: the default width of a page image
-MAX_PAGE_WIDTH = 2400
 _PDFIUM = threading.Lock()
 _PUNCTUATION = ".,;:!?)]}\"'»”’。，；：！？）」』"
 
@@ -71,7 +70,7 @@ def find_span(text: str, quote: str) -> tuple[int, int] | None:
     return start, end + len(tail) if tail and text.startswith(tail, end) else end
 
 
-def page_image(path: Path, page: int | None, width: int = PAGE_WIDTH) -> bytes:
+def page_image(path: Path, page: int | None, width: int = DEFAULT_PAGE_WIDTH) -> bytes:
     """Page `page` (1-based; None for a single image) of a PDF or an image file as PNG, `width` pixels
     wide (at most MAX_PAGE_WIDTH; an image is never enlarged). Raises LoadError if it can't be drawn."""
     width = max(100, min(int(width), MAX_PAGE_WIDTH))

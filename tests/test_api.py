@@ -21,6 +21,7 @@ def test_public_api_is_curated_and_importable():
         "IndexNotFound IndexReport IndexStatus LoadError MLXEmbedder MLXGenerator MLXReranker ModelLoadError "
         "InvalidOption NotInIndex OcrLine OcrReader Piece Progress RagError RapidOCR Recognizer Reranker Sentence Source SourcesEvent ThinkingEvent Timings "
         "TokenEvent Turn UnsupportedFile collect open_index strip_markers".split()
+        + "PageView best_snippet find_span has_pages".split()
         + "CpuTuningWarning SetupCheck check_setup cpu_status standalone_question tune_cpu".split()
         + rag.defaults.__all__
     )

@@ -21,6 +21,7 @@ from conftest import DATA, ScriptedGenerator, pdf_from_content
 from test_server import running
 
 import rag
+from rag import Piece
 from rag.serve.http import create_app
 from rag.serve.web import CSP, session_token
 
@@ -168,6 +169,38 @@ def test_a_follow_up_is_rewritten_and_the_rewrite_is_shown(tmp_path, embedder):
     )
     assert "What is the wifi password?" in llm.calls[0][-1]["content"]  # the history reached the rewrite
     assert got[-1][0] == "done" and got[-1][1]["answer"]["question"] == "Where is the spare key of the house hidden?"
+
+
+def test_a_refusal_comes_as_such_with_the_closest_sources(http):
+    with http.stream("POST", "/api/ask", json={"question": "What is the capital of Mongolia?"}) as response:
+        got = events(response)
+    answer = got[-1][1]["answer"]
+    assert got[-1][0] == "done" and answer["refused"] and answer["refusal_reason"]
+    assert answer["sources"] and all(s["best"] for s in answer["sources"]) and not answer["evidence"]
+
+
+class Thinker(ScriptedGenerator):
+    """Thinks a sentence first, as Qwen3 does with thinking on, then replies."""
+
+    def stream(self, messages, *, max_tokens=512, thinking=False):
+        if thinking:
+            yield Piece(thinking="The notes mention a flowerpot. ", prompt_tokens=100, generated_tokens=1)
+        yield from super().stream(messages, max_tokens=max_tokens, thinking=thinking)
+
+
+def test_thinking_streams_apart_from_the_answer(tmp_path, embedder):
+    docs = build_docs(tmp_path / "docs", scan=False)
+    idx = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=Thinker("It is under the blue flowerpot [1]."))
+    idx.add(docs)
+    with running(create_app(idx)) as base, httpx.Client(base_url=base, timeout=60) as http:
+        body = {"question": "Where is the spare key hidden?", "thinking": True}
+        with http.stream("POST", "/api/ask", json=body) as response:
+            got = events(response)
+    thought = "".join(d["text"] for name, d in got if name == "thinking")
+    streamed = "".join(d["text"] for name, d in got if name == "token")
+    answer = got[-1][1]["answer"]
+    assert thought == "The notes mention a flowerpot. " and got[-1][1]["thinking"] == thought.strip()
+    assert streamed.strip() == answer["answer"] == "It is under the blue flowerpot [1]."
 
 
 def test_asking_an_unknown_collection_is_a_404_before_any_stream(http):

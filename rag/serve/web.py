@@ -306,7 +306,7 @@ class WebApi:
         self,
         path: str = Query(max_length=4096),
         page: int | None = Query(None, ge=1, le=100_000),
-        width: int = Query(rag.PAGE_WIDTH, ge=100, le=rag.MAX_PAGE_WIDTH),
+        width: int = Query(rag.DEFAULT_PAGE_WIDTH, ge=100, le=rag.MAX_PAGE_WIDTH),
     ) -> Response:
         try:
             png = await run_in_threadpool(self.index.page_image, path, page, width=width)
@@ -364,7 +364,7 @@ def _event(name: str, data: dict) -> str:
 
 async def _answer_events(head: dict, first, events: AsyncIterator, redact) -> AsyncIterator[str]:
     """The SSE body of /api/ask: question, sources, thinking/token deltas, then done (the finished
-    answer, as `Answer.to_dict`, with `cut` when it stopped at the time limit) or error."""
+    answer, as `Answer.to_dict`, its thinking, and `cut` when it stopped at the time limit) or error."""
     partial = Partial(head["searched"])
     yield _event("question", head)
     try:
@@ -382,7 +382,7 @@ async def _answer_events(head: dict, first, events: AsyncIterator, redact) -> As
         for data, brief in zip(done["sources"], _source_events(answer.sources, head["searched"]), strict=True):
             del data["text"]  # the panel fetches a chunk's text when it is opened
             data |= {"snippet": brief["snippet"], "best": brief["best"]}
-        yield _event("done", {"answer": done, "cut": partial.cut})
+        yield _event("done", {"answer": done, "thinking": answer.thinking, "cut": partial.cut})
     except Exception as exc:  # the 200 header is out: the error travels in the stream
         log.exception("streamed answer failed")
         yield _event("error", {"message": redact(public_message(exc))})
