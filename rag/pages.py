@@ -21,6 +21,8 @@ import ctypes
 import io
 import threading
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -75,14 +77,8 @@ def page_image(path: Path, page: int | None, width: int = DEFAULT_PAGE_WIDTH) ->
     wide (at most MAX_PAGE_WIDTH; an image is never enlarged). Raises LoadError if it can't be drawn."""
     width = max(100, min(int(width), MAX_PAGE_WIDTH))
     if path.suffix.lower() == ".pdf":
-        with _PDFIUM:
-            doc = _open_pdf(path)
-            try:
-                pdf_page = _pdf_page(doc, page)
-                dpi = max(1, round(72 * width / max(pdf_page.get_width(), 1.0)))
-                image = render_page(pdf_page, dpi)
-            finally:
-                doc.close()
+        with _pdf_page(path, page) as pdf_page:
+            image = render_page(pdf_page, max(1, round(72 * width / max(pdf_page.get_width(), 1.0))))
     else:
         image = _frame(path, page)
         if image.width > width:
@@ -103,12 +99,8 @@ def locate(path: Path, page: int | None, quote: str, *, ocr: bool, ocr_cache: Pa
         return PageView(str(path), page, boxes, "ocr" if boxes else "")
     if path.suffix.lower() != ".pdf":
         return view
-    with _PDFIUM:
-        doc = _open_pdf(path)
-        try:
-            boxes = _text_layer_boxes(_pdf_page(doc, page), quote)
-        finally:
-            doc.close()
+    with _pdf_page(path, page) as pdf_page:
+        boxes = _text_layer_boxes(pdf_page, quote)
     return PageView(str(path), page, boxes, "text" if boxes else "")
 
 
@@ -154,20 +146,23 @@ def _match(hay: str, needle: str) -> tuple[int, int] | None:
 # -- PDF text layer --------------------------------------------------------------------------------------
 
 
-def _open_pdf(path: Path) -> Any:
+@contextmanager
+def _pdf_page(path: Path, page: int | None) -> Iterator[Any]:
+    """Page `page` (None: the first) of the PDF at `path`, opened for the block only, holding PDFium's lock."""
     import pypdfium2
 
-    try:
-        return pypdfium2.PdfDocument(str(path))
-    except (pypdfium2.PdfiumError, OSError) as exc:
-        raise LoadError(f"cannot open the PDF: {exc}") from None
-
-
-def _pdf_page(doc: Any, page: int | None) -> Any:
-    number = page or 1
-    if not 1 <= number <= len(doc):
-        raise LoadError(f"no page {number}: the PDF has {len(doc)} pages now")
-    return doc[number - 1]
+    with _PDFIUM:
+        try:
+            doc = pypdfium2.PdfDocument(str(path))
+        except (pypdfium2.PdfiumError, OSError) as exc:
+            raise LoadError(f"cannot open the PDF: {exc}") from None
+        try:
+            number = page or 1
+            if not 1 <= number <= len(doc):
+                raise LoadError(f"no page {number}: the PDF has {len(doc)} pages now")
+            yield doc[number - 1]
+        finally:
+            doc.close()
 
 
 def _text_layer_boxes(page: Any, quote: str) -> tuple[Box, ...]:
@@ -238,12 +233,8 @@ def _ocr_boxes(path: Path, page: int | None, quote: str, cache: Path | None) -> 
     """Boxes of `quote` among OCR's lines of the page: whole lines, the first and last cut at the
     passage's first and last letter (letters assumed evenly spread along a line)."""
     if path.suffix.lower() == ".pdf":
-        with _PDFIUM:
-            doc = _open_pdf(path)
-            try:
-                image = render_page(_pdf_page(doc, page), DEFAULT_DPI)
-            finally:
-                doc.close()
+        with _pdf_page(path, page) as pdf_page:
+            image = render_page(pdf_page, DEFAULT_DPI)
     else:
         image = _frame(path, page)
     lines = Reader("auto", cache=cache).read(image).lines

@@ -61,39 +61,36 @@ def register(app: typer.Typer, open_index: Callable, examples: dict[str, str]) -
         options = dict(k=s.k, max_tokens=max_tokens, allowed_hosts=allow_host or (), collection=collection)
         server.serve(idx, host=host, port=port, api_key=key, on_ready=ready, **options)
 
-    @command
-    def serve(
-        index: IndexOpt = None,
-        embed_model: EmbedOpt = None,
-        llm: LlmOpt = None,
-        preset: PresetOpt = None,
-        k: KOpt = None,
-        host: HostOpt = rag.DEFAULT_HOST,
-        port: PortOpt = rag.DEFAULT_PORT,
-        api_key: ApiKeyOpt = None,
-        max_tokens: MaxTokensOpt = rag.DEFAULT_MAX_TOKENS,
-        allow_host: AllowHostOpt = None,
-        collection: CollectionOpt = None,
-    ) -> None:
-        """Serve the index: the web app at / and an OpenAI-compatible HTTP API (chat, embeddings, search)."""
-        run(index, embed_model, llm, preset, k, host, port, api_key, max_tokens, allow_host, collection, False)
+    def server(browser: bool, doc: str) -> Callable:
+        """The serve command, or with `browser` the ui command: the same options."""
 
-    @command
-    def ui(
-        index: IndexOpt = None,
-        embed_model: EmbedOpt = None,
-        llm: LlmOpt = None,
-        preset: PresetOpt = None,
-        k: KOpt = None,
-        host: HostOpt = rag.DEFAULT_HOST,
-        port: PortOpt = rag.DEFAULT_PORT,
-        api_key: ApiKeyOpt = None,
-        max_tokens: MaxTokensOpt = rag.DEFAULT_MAX_TOKENS,
-        allow_host: AllowHostOpt = None,
-        collection: CollectionOpt = None,
-    ) -> None:
-        """Start `rag serve` and open the web app in your browser (ask, check citations, search, status)."""
-        run(index, embed_model, llm, preset, k, host, port, api_key, max_tokens, allow_host, collection, True)
+        def command(
+            index: IndexOpt = None,
+            embed_model: EmbedOpt = None,
+            llm: LlmOpt = None,
+            preset: PresetOpt = None,
+            k: KOpt = None,
+            host: HostOpt = rag.DEFAULT_HOST,
+            port: PortOpt = rag.DEFAULT_PORT,
+            api_key: ApiKeyOpt = None,
+            max_tokens: MaxTokensOpt = rag.DEFAULT_MAX_TOKENS,
+            allow_host: AllowHostOpt = None,
+            collection: CollectionOpt = None,
+        ) -> None:
+            run(index, embed_model, llm, preset, k, host, port, api_key, max_tokens, allow_host, collection, browser)
+
+        command.__doc__ = doc
+        return command
+
+    for name, browser, doc in [
+        (
+            "serve",
+            False,
+            "Serve the index: the web app at / and an OpenAI-compatible HTTP API (chat, embeddings, search).",
+        ),
+        ("ui", True, "Start `rag serve` and open the web app in your browser (ask, check citations, search, status)."),
+    ]:
+        app.command(name, cls=TidyCommand, epilog=examples.get(name))(guard(server(browser, doc)))
 
     @command
     def mcp(

@@ -369,7 +369,7 @@ function finish(turn, answer, cut, firstToken) {
   }
   if (cut) meta += " " + t("cut");
   else if (answer.stopped_reason === "max_tokens") meta += " " + t("max_tokens");
-  if (unsupported.length) meta = t("unsupported", { n: unsupported.length, m: answer.sentences.length }) + " " + meta;
+  if (unsupported.length) meta = t("unsupported", { n: unsupported.length, m: answer.sentences.length }) + " · " + meta;
   turn.nodes.meta.textContent = meta;
   state.history.push([turn.question, answer.answer]);
 }
