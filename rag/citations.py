@@ -187,7 +187,8 @@ def best_snippet(source_text: str, claim: str, width: int = 240) -> str:
     """The sentence of `source_text` sharing the most words with `claim` (ties: the earliest)."""
     wanted = set(words(claim))
     paragraphs = _PARAGRAPH.split(source_text)  # a heading line or paragraph break ends a sentence too
-    candidates = [s.text for p in paragraphs for s in split_sentences(" ".join(p.split()))] or [source_text]
+    sentences = [s.text for p in paragraphs for s in split_sentences(" ".join(p.split()))]
+    candidates = [s for s in sentences if tokens(s)] or [source_text]  # not a heading's bare "#"
     best = max(candidates, key=lambda s: len(wanted & set(words(s))))
     return best if len(best) <= width else best[: width - 1].rstrip() + "…"
 

@@ -272,6 +272,8 @@ def test_find_span_matches_across_extraction_differences():
     near = rag.find_span("Press it for five seconds after a power cut.", "Press it for 5 seconds after a power cut")
     assert near is not None and near[0] == 0
     assert rag.find_span("Completely different words here.", "boiler reset button") is None
+    # the sentence a source without evidence is marked by: never a heading's bare "#"
+    assert rag.best_snippet("# Travel\n\n## Contacts\n\nThe plumber is Jana.\n", "spare key") == "The plumber is Jana."
 
 
 # -- documents: only what the index holds --------------------------------------------------------------
