@@ -21,9 +21,11 @@ import httpx
 import pytest
 from chromium import CHROMEDRIVER, CHROMIUM, new_browser
 from conftest import ROOT
+from test_server import running
 from test_web import build_docs
 
 import rag
+from rag.serve.http import create_app
 
 ARTIFACTS = Path(os.environ.get("RAG_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
 NOTES_ZH = "# 家里的笔记\n\n## 钥匙\n\n备用钥匙藏在后门廊的蓝色花盆下面。邻居也有一把钥匙。\n"
@@ -49,12 +51,17 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory, embedder, minilm_path, smollm2_path):
-    """A real `rag serve` (the CLI, in its own process) over a fresh index; yields its URL."""
+def index_dir(tmp_path_factory, embedder) -> Path:
     docs = build_docs(tmp_path_factory.mktemp("browser") / "docs")
     (docs / "笔记.md").write_text(NOTES_ZH, encoding="utf-8")
-    index_dir = tmp_path_factory.mktemp("idx") / "index"
-    rag.open_index(index_dir, embed_model=embedder).add(docs)
+    folder = tmp_path_factory.mktemp("idx") / "index"
+    rag.open_index(folder, embed_model=embedder).add(docs)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, index_dir, minilm_path, smollm2_path):
+    """A real `rag serve` (the CLI, in its own process) over a fresh index; yields its URL."""
     port = free_port()
     env = os.environ | {"RAG_EMBED_MODEL": str(minilm_path), "RAG_LLM": str(smollm2_path), "RAG_INDEX": str(index_dir)}
     script = Path(sys.executable).with_name("rag")  # the installed command, as a user runs it
@@ -278,3 +285,28 @@ def test_stop_ends_an_answer_and_the_next_question_is_answered(page):
     assert (
         "flowerpot" in ask(page, "Where is the spare key hidden?").find_element(By.CSS_SELECTOR, ".answer").text.lower()
     )
+
+
+def test_an_api_key_is_asked_for_once_then_kept_in_a_cookie(browser, index_dir, embedder, smollm2):
+    index = rag.open_index(index_dir, embed_model=embedder, llm=smollm2)
+    with running(create_app(index, api_key="k3y-for-the-app")) as url:
+        browser.get_log("browser")  # what earlier tests left
+        browser.get(f"{url}/")
+        dialog = browser.find_element(By.ID, "login")
+        WebDriverWait(browser, 30).until(lambda d: dialog.is_displayed())  # /api/status said 401
+        key = browser.find_element(By.ID, "key")
+        key.send_keys("wrong" + Keys.ENTER)
+        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "key-error").is_displayed())
+        key.clear()
+        key.send_keys("k3y-for-the-app" + Keys.ENTER)
+        loaded = (By.CSS_SELECTOR, "#collection option[value='default']")
+        WebDriverWait(browser, 30).until(lambda d: not dialog.is_displayed() and d.find_elements(*loaded))
+        assert browser.execute_script("return document.cookie") == ""  # HttpOnly: no script reads it
+        browser.get(f"{url}/")  # a new page load: the cookie is kept, the key is not asked again
+        WebDriverWait(browser, 30).until(lambda d: d.find_elements(*loaded))
+        assert not browser.find_element(By.ID, "login").is_displayed()
+        console = browser.get_log("browser")
+        # the two 401s (before the key, and the wrong key) are the only errors
+        assert [e for e in console if e["level"] == "SEVERE" and "401" not in e["message"]] == []
+        assert len([e for e in console if "401" in e["message"]]) == 2, console
+        browser.get_log("performance")
