@@ -568,11 +568,11 @@ class Filter:
 
     collection: str | None = None
     path_globs: tuple[str, ...] = ()  # "*.pdf", "reports/**", "/home/me/notes/*.md": "*" stays in a folder
-    file_types: tuple[str, ...] = ()  # "pdf", ".md"
+    file_types: tuple[str, ...] = ()  # "pdf", ".md"; any case, matching any case of the file name
 
     def sql(self) -> str | None:
         globs = " OR ".join(f"regexp_like(path, {_quote(_glob_to_regex(g))})" for g in self.path_globs)
-        types = " OR ".join(f"path LIKE {_quote('%.' + t.lstrip('.'))}" for t in self.file_types)
+        types = " OR ".join(f"lower(path) LIKE {_quote('%.' + _file_type(t))}" for t in self.file_types)
         return _and(_collection_filter(self.collection), globs or None, types or None)
 
     def matches(self, collection: str, path: str) -> bool:
@@ -581,7 +581,7 @@ class Filter:
             return False
         if self.path_globs and not any(re.fullmatch(_glob_to_regex(g), path) for g in self.path_globs):
             return False
-        return not self.file_types or any(path.endswith("." + t.lstrip(".")) for t in self.file_types)
+        return not self.file_types or any(path.lower().endswith("." + _file_type(t)) for t in self.file_types)
 
 
 _TRIM = "\"'()[]{}<>,;:!?“”‘’「」（），。：；！？"
@@ -715,6 +715,11 @@ def _row(record: dict[str, Any]) -> ChunkRow:
 def _vectors(table: pa.Table, dim: int) -> np.ndarray:
     column = table.column("vector").combine_chunks()
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+
+
+def _file_type(name: str) -> str:
+    """A file type as a filter matches it: "PDF", ".pdf" and "pdf" are the .pdf (and .PDF) files."""
+    return name.strip().lower().lstrip(".")
 
 
 def _collection_filter(collection: str | None) -> str | None:

@@ -68,6 +68,7 @@ def test_a_corrupt_catalog_is_ignored_and_rebuilt(tmp_path, docs, embedder):
 def test_filters_on_the_catalog_select_what_the_table_query_selects(tmp_path, docs, embedder):
     (docs / "sub").mkdir()
     (docs / "sub" / "deep.md").write_text("# Deep\n\nA note one folder down.\n")
+    (docs / "sub" / "LOUD.MD").write_text("# Loud\n\nA note whose name is in capitals.\n")
     _index(tmp_path, docs, embedder)
     store = Store.open(tmp_path / "idx")
     everything = store._scan(["collection", "path"]).to_pylist()
@@ -80,12 +81,17 @@ def test_filters_on_the_catalog_select_what_the_table_query_selects(tmp_path, do
         Filter(path_globs=(str(docs) + "/*.md",)),
         Filter(file_types=("pdf", ".txt")),
         Filter(path_globs=("*.md",), file_types=("md",)),
+        Filter(file_types=("MD",)),
     ]
     for f in cases:
         by_sql = {r["path"] for r in store._scan(["path"], f.sql()).to_pylist()} if f.sql() else None
         if by_sql is None:
             by_sql = {r["path"] for r in everything}
         assert {d["path"] for d in store.document_list(f)} == by_sql, f
+    loud = str(docs / "sub" / "LOUD.MD")
+    for types in [("md",), ("MD",), (".Md",)]:  # a type matches its files whatever the case of either
+        assert loud in {d["path"] for d in store.document_list(Filter(file_types=types))}
+        assert loud in {r["path"] for r in store._scan(["path"], Filter(file_types=types).sql()).to_pylist()}
 
 
 def test_skipped_files_are_named_in_status_until_they_go(tmp_path, docs, embedder):

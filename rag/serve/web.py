@@ -258,8 +258,7 @@ class WebApi:
 
     async def search(self, body: WebSearchRequest) -> dict:
         collection = await self._collection(body.collection)
-        types = [t.strip().lower().lstrip(".") for t in body.types]  # "PDF", ".pdf": the pdf files
-        options = dict(mode=body.mode, path_globs=body.paths, file_types=types)
+        options = dict(mode=body.mode, path_globs=body.paths, file_types=body.types)
         k = body.k or self.service.k
         hits = await self.service.models.search(self.index.search, body.query, k, collection, **options)
         data = [
