@@ -386,9 +386,16 @@ class Store:
         return hits  # all of them: search_text orders them by codes held, then by rank
 
     def neighbours(self, collection: str, path: str, indexes: Iterable[int]) -> list[ChunkRow]:
-        """Chunks of one document at the given chunk indexes (those that exist), in order."""
-        wanted = set(indexes)
-        return [r for r in self.document_chunks(path, collection) if r.chunk_index in wanted]
+        """Chunks of one document at the given chunk indexes (those that exist), in order. Only those
+        rows are read: a cited chunk of a 2,000-chunk PDF doesn't read the other chunks."""
+        wanted = sorted({int(i) for i in indexes if i >= 0})
+        if not wanted:
+            return []
+        where = _and(
+            _in("path", [path]), _collection_filter(collection), f"chunk_index IN ({', '.join(map(str, wanted))})"
+        )
+        table = self._scan(self._row_fields, where).sort_by([("chunk_index", "ascending")])
+        return [_row(r) for r in table.to_pylist()]
 
     def has_text_index(self) -> bool:
         """Whether the word (BM25) index exists: full-text search works."""

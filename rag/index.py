@@ -285,6 +285,12 @@ class Index:
         where = f" (collection {collection})" if collection else ""
         raise NotInIndex(f"no document '{path}' in {self.path}{where}")
 
+    def neighbours(self, source: Source, widen: int = 1) -> list[Source]:
+        """The chunks of `source`'s document from `widen` before it to `widen` after it, itself
+        included, in reading order, each with score 0.0 (consecutive chunks overlap by up to 32 tokens)."""
+        indexes = range(source.chunk_index - widen, source.chunk_index + widen + 1)
+        return [_source(row, 0.0) for row in self._open().neighbours(source.collection, source.path, indexes)]
+
     def document_file(self, path: str, collection: str | None = None) -> Path:
         """The file on this machine of the indexed document whose path is exactly `path` (`Source.path`,
         or a `documents()` entry's): no other path is ever resolved, so nothing outside the index is

@@ -403,3 +403,30 @@ def test_rag_ui_opens_the_browser_on_a_free_port_when_the_asked_one_is_taken(
         _, err = ui.communicate(timeout=60)
         taken.close()
     assert f"Port {port} is taken: using another one." in err and f"Serving the app at {url}" in err
+
+
+def test_a_passage_shows_the_text_around_it_without_the_chunks_overlap(tmp_path, embedder):
+    sections = [
+        f"## Part {i}\n\n" + " ".join(f"Sentence {i}.{j} about topic {i} goes here." for j in range(30))
+        for i in range(6)
+    ]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "long.md").write_text("# Long\n\n" + "\n\n".join(sections) + "\n")
+    idx = rag.open_index(tmp_path / "idx", embed_model=embedder, llm=ScriptedGenerator())
+    idx.add(folder)
+    chunks = idx.get_document(str(folder / "long.md"))
+    assert len(chunks) >= 5
+    middle = chunks[2]
+    assert [c.chunk_id for c in idx.neighbours(middle)] == [c.chunk_id for c in chunks[1:4]]
+    assert [c.chunk_id for c in idx.neighbours(chunks[0])] == [c.chunk_id for c in chunks[:2]]
+    with running(create_app(idx)) as base, httpx.Client(base_url=base, timeout=60) as http:
+        passage = http.get("/api/passage", params={"chunk": middle.chunk_id}).json()
+    assert passage["before"] and passage["after"]
+    before, after, prev, nxt, text = passage["before"], passage["after"], chunks[1].text, chunks[3].text, middle.text
+    assert before in prev and after in nxt
+    overlap = prev[prev.index(before) + len(before) :].strip()  # what was cut: the start of this chunk
+    assert text.lstrip().startswith(overlap)
+    repeated = nxt[: nxt.index(after)].strip()  # what was cut: the end of this chunk
+    assert text.rstrip().endswith(repeated)
+    assert overlap or repeated  # chunks overlap here, and the panel shows that text once

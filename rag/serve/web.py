@@ -275,13 +275,12 @@ class WebApi:
 
     def _passage(self, chunk_id: str, quote: str) -> dict:
         source = self.index.get_chunk(chunk_id)
-        chunks = self.index.get_document(source.path, source.collection)
-        at = next((i for i, c in enumerate(chunks) if c.chunk_id == chunk_id), None)
+        around = {c.chunk_index: c for c in self.index.neighbours(source)}
         before = after = ""
-        if at is not None and at > 0:
-            before = _without_overlap(chunks[at - 1].text, source.text)[-NEIGHBOUR_CHARS:]
-        if at is not None and at + 1 < len(chunks):
-            after = _after_overlap(source.text, chunks[at + 1].text)[:NEIGHBOUR_CHARS]
+        if (previous := around.get(source.chunk_index - 1)) is not None:
+            before = _without_overlap(previous.text, source.text)[-NEIGHBOUR_CHARS:]
+        if (following := around.get(source.chunk_index + 1)) is not None:
+            after = _after_overlap(source.text, following.text)[:NEIGHBOUR_CHARS]
         span = rag.find_span(source.text, quote) if quote.strip() else None
         data: dict[str, Any] = {
             "source": oa.source_json(source, text=True),
