@@ -89,18 +89,30 @@ class Service:
     async def model(self, model_id: str) -> dict:
         return oa.model_json(model_id, self.started, collection=await self.collection_of(model_id))
 
+    async def standalone(self, question: str, history: list[tuple[str, str]]) -> str:
+        """The question to retrieve and answer: `question` itself, or for a follow-up (earlier
+        (question, answer) pairs in `history`) the standalone question the chat model rewrites it into,
+        as `rag chat` does. A full answer queue refuses first, before any work is done."""
+        self.models.check_answers()
+        if not history:
+            return question
+        return await self.models.generate(rag.standalone_question, self.index.generator, history, question)
+
+    def answer_options(self, collection: str | None, k: int | None, thinking: bool, max_tokens: int | None) -> dict:
+        """`Models.stream`'s options for an answer; what a request left out comes from the server's
+        settings, and `max_tokens` is capped at the server's token cap."""
+        limit = self.models.tokens(max_tokens or self.max_tokens)
+        return dict(k=k or self.k, collection=collection, thinking=thinking, max_tokens=limit)
+
     async def chat(self, body: oa.ChatRequest, request: Request):
         collection = await self.collection_of(body.model)
         question = body.question()
         if question is None:
             message = f"messages need a user message of 1 to {oa.MAX_TEXT_CHARS} characters"
             raise ApiError(400, message, param="messages")
-        self.models.check_answers()  # a full queue refuses before any work is done
-        history = body.history()
-        if history:  # a follow-up: rewrite it into a standalone question before retrieval
-            question = await self.models.generate(rag.standalone_question, self.index.generator, history, question)
-        limit = self.models.tokens(body.token_limit(self.max_tokens))
-        options = dict(k=body.k or self.k, collection=collection, thinking=body.thinking, max_tokens=limit)
+        question = await self.standalone(question, body.history())
+        options = self.answer_options(collection, body.k, body.thinking, body.token_limit(self.max_tokens))
+        limit = options["max_tokens"]
         stop = threading.Event()
         if not body.stream:
             async with _stop_on_disconnect(request, stop):

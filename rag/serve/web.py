@@ -242,13 +242,9 @@ class WebApi:
     async def ask(self, body: AskRequest) -> StreamingResponse:
         models = self.service.models
         collection = await self._collection(body.collection)
-        models.check_answers()  # a full queue refuses before any work is done
-        question = searched = body.question.strip()
-        history = [(q, a) for q, a in body.history if q.strip()]
-        if history:  # a follow-up: rewritten into a standalone question before retrieval, as chat does
-            searched = await models.generate(rag.standalone_question, self.index.generator, history, question)
-        limit = models.tokens(body.max_tokens or self.service.max_tokens)
-        options = dict(k=body.k or self.service.k, collection=collection, thinking=body.thinking, max_tokens=limit)
+        question = body.question.strip()
+        searched = await self.service.standalone(question, [(q, a) for q, a in body.history if q.strip()])
+        options = self.service.answer_options(collection, body.k, body.thinking, body.max_tokens)
         stop = threading.Event()
         events = models.stream(searched, stop, **options)  # a disconnect closes it, which sets stop
         first = await anext(events)  # errors during retrieval still get a proper status code
@@ -262,7 +258,7 @@ class WebApi:
         k = body.k or self.service.k
         hits = await self.service.models.search(self.index.search, body.query, k, collection, **options)
         data = [
-            oa.source_json(h, n, text=True) | {"best": rag.best_snippet(h.text, body.query)}
+            oa.source_json(h, n, text=True) | {"best": rag.best_snippet(h.text, body.query)}  # as an answer's sources
             for n, h in enumerate(hits, 1)
         ]
         return {"query": body.query, "hits": data}
@@ -278,9 +274,10 @@ class WebApi:
         around = {c.chunk_index: c for c in self.index.neighbours(source)}
         before = after = ""
         if (previous := around.get(source.chunk_index - 1)) is not None:
-            before = _without_overlap(previous.text, source.text)[-NEIGHBOUR_CHARS:]
+            text = previous.text.rstrip()
+            before = text[: len(text) - _overlap(text, source.text)][-NEIGHBOUR_CHARS:]
         if (following := around.get(source.chunk_index + 1)) is not None:
-            after = _after_overlap(source.text, following.text)[:NEIGHBOUR_CHARS]
+            after = following.text.lstrip()[_overlap(source.text, following.text) :][:NEIGHBOUR_CHARS]
         span = rag.find_span(source.text, quote) if quote.strip() else None
         data: dict[str, Any] = {
             "source": oa.source_json(source, text=True),
@@ -326,34 +323,14 @@ class WebApi:
         return {"documents": docs}
 
 
-def _best(source: rag.Source, question: str) -> str:
-    """The sentence of `source` closest to `question` (its opening when no sentence shares a word)."""
-    best = rag.best_snippet(source.text, question)
-    return best if sum(ch.isalnum() for ch in best) >= 3 else source.snippet(oa.SNIPPET_CHARS)
-
-
-def _source_events(sources: list[rag.Source], question: str) -> list[dict]:
-    """An answer's sources as JSON, each with `best`: its sentence closest to the question (what the
-    panel marks for a source that backs no sentence of the answer)."""
-    return [oa.source_json(s, n) | {"best": _best(s, question)} for n, s in enumerate(sources, 1)]
-
-
-def _without_overlap(previous: str, text: str) -> str:
-    """`previous` without its end that `text` repeats (consecutive chunks overlap by a few sentences)."""
-    previous, text = previous.rstrip(), text.lstrip()
-    for n in range(min(len(previous), len(text), MAX_OVERLAP_CHARS), 7, -1):
-        if previous.endswith(text[:n]):
-            return previous[:-n]
-    return previous
-
-
-def _after_overlap(text: str, following: str) -> str:
-    """`following` without its start that repeats the end of `text`."""
-    text, following = text.rstrip(), following.lstrip()
-    for n in range(min(len(text), len(following), MAX_OVERLAP_CHARS), 7, -1):
-        if text.endswith(following[:n]):
-            return following[n:]
-    return following
+def _overlap(first: str, second: str) -> int:
+    """How many characters the end of `first` (right-stripped) repeats of the start of `second`
+    (left-stripped): consecutive chunks overlap by a few sentences. 0 for fewer than 8."""
+    first, second = first.rstrip(), second.lstrip()
+    for n in range(min(len(first), len(second), MAX_OVERLAP_CHARS), 7, -1):
+        if first.endswith(second[:n]):
+            return n
+    return 0
 
 
 def _event(name: str, data: dict) -> str:
@@ -364,22 +341,31 @@ async def _answer_events(head: dict, first, events: AsyncIterator, redact) -> As
     """The SSE body of /api/ask: question, sources, thinking/token deltas, then done (the finished
     answer, as `Answer.to_dict`, its thinking, and `cut` when it stopped at the time limit) or error."""
     partial = Partial(head["searched"])
+    best: dict[str, str] = {}  # chunk id -> its sentence closest to the question, found once
+
+    def brief(sources: list[rag.Source]) -> list[dict]:
+        """Sources as JSON, each with `best`: what the panel marks for a source that backs no sentence."""
+        for s in sources:
+            if s.chunk_id not in best:
+                best[s.chunk_id] = rag.best_snippet(s.text, head["searched"])
+        return [oa.source_json(s, n) | {"best": best[s.chunk_id]} for n, s in enumerate(sources, 1)]
+
     yield _event("question", head)
     try:
         async with aclosing(events):  # type: ignore[type-var]  # an async generator: it has aclose
             async for event in chain(first, events):
                 partial.add(event)
                 if isinstance(event, rag.SourcesEvent):
-                    yield _event("sources", {"sources": _source_events(event.sources, head["searched"])})
+                    yield _event("sources", {"sources": brief(event.sources)})
                 elif isinstance(event, rag.TokenEvent):
                     yield _event("token", {"text": event.text})
                 elif isinstance(event, rag.ThinkingEvent):
                     yield _event("thinking", {"text": event.text})
         answer = partial.answer()
         done = answer.to_dict()
-        for data, brief in zip(done["sources"], _source_events(answer.sources, head["searched"]), strict=True):
+        for data, shown in zip(done["sources"], brief(answer.sources), strict=True):
             del data["text"]  # the panel fetches a chunk's text when it is opened
-            data |= {"snippet": brief["snippet"], "best": brief["best"]}
+            data |= {"snippet": shown["snippet"], "best": shown["best"]}
         yield _event("done", {"answer": done, "thinking": answer.thinking, "cut": partial.cut})
     except Exception as exc:  # the 200 header is out: the error travels in the stream
         log.exception("streamed answer failed")
