@@ -324,14 +324,16 @@ class Reader:
         mode: "auto" (pages without a usable text layer, and images), "force" (every PDF page, text
             layer or not, and images) or "off" (nothing: images are not read, scans stay unreadable).
         engine: the Recognizer; default RapidOCR, loaded on the first page that needs it.
-        cache: a folder of results keyed by page pixels + engine + resolution; None for no cache.
+        cache: where results are kept, keyed by page pixels + engine + resolution: a folder (or a
+            FolderCache), any object with `get(key)` and `put(key, data)` (state.TableCache keeps them
+            in object storage), or None for no cache.
         dpi: resolution PDF pages are rendered at.
         on_page: called after each page read by OCR (cached or not), e.g. to report progress.
     """
 
     mode: str = DEFAULT_MODE
     engine: Recognizer | None = None
-    cache: Path | None = None
+    cache: Any = None  # Path | FolderCache | state.TableCache | None
     dpi: int = DEFAULT_DPI
     on_page: Callable[[], None] | None = None
     calls: int = 0  # pages the engine actually read (cache misses)
@@ -341,6 +343,8 @@ class Reader:
 
     def __post_init__(self) -> None:
         self.mode = check_mode(self.mode)
+        if isinstance(self.cache, (str, os.PathLike)):
+            self.cache = FolderCache(Path(self.cache))
 
     @property
     def on(self) -> bool:
@@ -371,18 +375,39 @@ class Reader:
         if self.cache is None:
             return None
         try:
-            data = json.loads((self.cache / key[:2] / f"{key}.json").read_text(encoding="utf-8"))
-            return [Line(str(t), (b[0], b[1], b[2], b[3]), float(c)) for t, b, c in data["lines"]]
-        except FileNotFoundError:
-            return None
+            data = self.cache.get(key)
+            return (
+                None
+                if data is None
+                else [Line(str(t), (b[0], b[1], b[2], b[3]), float(c)) for t, b, c in data["lines"]]
+            )
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             return None  # a damaged entry is derived data: the page is read again and the entry rewritten
 
     def _store(self, key: str, lines: list[Line]) -> None:
         if self.cache is None or self._cache_broken:
             return
-        folder = self.cache / key[:2]
         data = {"lines": [[ln.text, [round(v, 1) for v in ln.box], round(ln.confidence, 4)] for ln in lines]}
+        try:
+            self.cache.put(key, data)
+        except OSError:
+            self._cache_broken = True  # a read-only index: OCR still works, it just isn't kept
+
+
+@dataclass(frozen=True)
+class FolderCache:
+    """OCR results as one JSON file per page image under `folder` (two-character fan-out)."""
+
+    folder: Path
+
+    def get(self, key: str) -> dict | None:
+        try:
+            return json.loads((self.folder / key[:2] / f"{key}.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, data: dict) -> None:
+        folder = self.folder / key[:2]
         tmp = folder / f"{key}.{os.getpid()}.tmp"
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -390,7 +415,7 @@ class Reader:
             os.replace(tmp, folder / f"{key}.json")  # atomic: a reader sees the whole entry or none
         except OSError:
             tmp.unlink(missing_ok=True)
-            self._cache_broken = True  # a read-only index: OCR still works, it just isn't kept
+            raise
 
 
 def check_mode(mode: str) -> str:

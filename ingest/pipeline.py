@@ -35,7 +35,7 @@ from ingest.embed import Embedder
 from ingest.errors import LoadError, RagError, UnsupportedFile
 from ingest.loaders import IMAGE_SUFFIXES, LOADER_VERSION, LOADERS, load
 from ingest.ocr import DEFAULT_MODE, Reader
-from ingest.store import DEFAULT_COLLECTION, OCR_CACHE, ChunkRow, DocInfo, Store
+from ingest.store import DEFAULT_COLLECTION, ChunkRow, DocInfo, Store
 
 WRITE_BATCH_CHUNKS = 256  # embed and commit once this many chunks are pending
 EMBED_SLICE = 256  # texts per embed call; progress is reported after each
@@ -125,7 +125,7 @@ def index_paths(
     """
     given = [str(p) for p in paths]
     tell = progress or (lambda _progress: None)
-    reader = ocr if isinstance(ocr, Reader) else Reader(ocr, cache=store.root / OCR_CACHE)
+    reader = ocr if isinstance(ocr, Reader) else Reader(ocr, cache=store.ocr_cache)
     with store.write_lock(on_wait):
         run = _Run(store, embedder, chunking, collection, password, given, reader)  # reads the state after the lock
         run.batch_chunks = batch_chunks

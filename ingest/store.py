@@ -1,6 +1,7 @@
-"""The index on disk: one LanceDB table of chunks, plus `index.json` (provenance) and `failures.json`.
+"""The index: one LanceDB table of chunks, plus `index.json` (provenance) and `failures.json`.
 
-Layout of an index folder:
+An index is a local folder or an object-store location (s3://, gs://, az://; see state.py for where the
+state lives there and what holds for concurrent writers). Layout of an index folder:
     index.json      schema version, embedder (id, fingerprint, dim), chunking settings
     chunks.lance/   one row per chunk: collection, document path/hash/size/mtime, position, text, vector,
                     OCR confidence (null unless the chunk's page was read by OCR)
@@ -22,15 +23,12 @@ This module knows nothing about files, models or prompts: it stores and finds ro
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +36,9 @@ import numpy as np
 import pyarrow as pa
 
 from ingest import catalog
-from ingest.errors import CorruptIndex, EmbedderMismatch, IndexIncomplete, IndexNotFound, RagError, TextIndexMissing
+from ingest.errors import EmbedderMismatch, IndexIncomplete, IndexNotFound, RagError, TextIndexMissing
 from ingest.normalize import cjk_pairs, cjk_runs, has_cjk
+from ingest.state import FolderState, TableCache, TableState, connect, index_location, is_remote
 
 SCHEMA_VERSION = 2
 TABLE = "chunks"
@@ -126,64 +125,95 @@ def chunk_schema(dim: int) -> pa.Schema:
 
 
 class Store:
-    """An index folder. Use `Store.open` for an existing one, `Store.open_or_create` to write."""
+    """An index. Use `Store.open` for an existing one, `Store.open_or_create` to write.
 
-    def __init__(self, root: Path, meta: dict[str, Any]) -> None:
-        self.root = root
+    `root` is a folder (Path) or an object-store URI (str); `storage_options` go to LanceDB as they are
+    (credentials, `aws_endpoint` for an S3-compatible store, `allow_http` for one on plain HTTP)."""
+
+    def __init__(self, root: Path | str, meta: dict[str, Any], storage_options: dict[str, str] | None = None) -> None:
+        self.root = index_location(root)
+        self.remote = is_remote(self.root)
+        self.storage_options = dict(storage_options or {})
         self.meta = meta
         self.dim = int(meta["embedder"]["dim"])
-        self._table_dir = root / f"{TABLE}.lance"
+        self._table_dir = Path(self.root) / f"{TABLE}.lance"  # local only: the catalog stamps it
         self._lance_table = None  # LanceDB is opened on first use: the catalog answers without it
         self._fields: list[str] | None = None
+        self._db = None
+        self._state = _state(self.root, self.storage_options) if self.remote else FolderState(Path(self.root))
+
+    @property
+    def table_uri(self) -> str:
+        """The Lance dataset of the chunks (for writers that commit fragments themselves, ingest/cluster.py)."""
+        return f"{self.root}/{TABLE}.lance" if self.remote else str(self._table_dir)
+
+    @property
+    def ocr_cache(self) -> Path | TableCache:
+        """Where OCR results are kept: the ocr-cache folder, or the ocr_cache table in object storage."""
+        return TableCache(str(self.root), self.storage_options) if self.remote else Path(self.root) / OCR_CACHE
 
     @property
     def _table(self):
         if self._lance_table is None:
-            import lancedb
-
-            # Consistency interval 0: every read sees the latest commit, also one made by another process.
-            db = lancedb.connect(str(self.root), read_consistency_interval=timedelta(0))
+            db = self._db = self._db or connect(self.root, self.storage_options)
             if TABLE in db.list_tables().tables:
                 self._lance_table = db.open_table(TABLE)
             else:
                 self._lance_table = db.create_table(TABLE, schema=chunk_schema(self.dim), exist_ok=True)
         return self._lance_table
 
+    @staticmethod
+    def exists(root: Path | str, storage_options: dict[str, str] | None = None) -> bool:
+        """Whether there is an index at `root` (its provenance, index.json, is there)."""
+        root = index_location(root)
+        if not is_remote(root):
+            return (Path(root) / META_FILE).is_file()
+        return bool(_state(root, storage_options).read(META_FILE))
+
     @classmethod
-    def open(cls, root: Path) -> Store:
+    def open(cls, root: Path | str, storage_options: dict[str, str] | None = None) -> Store:
         """Open an existing index; raises IndexNotFound if there is none at `root`."""
-        meta_path = Path(root) / META_FILE
-        if not meta_path.is_file():
+        root = index_location(root)
+        state = _state(root, storage_options) if is_remote(root) else FolderState(Path(root))
+        meta = state.read(META_FILE)
+        if not meta:
             raise IndexNotFound(f"no index at {root}")
-        meta = _read_json(meta_path)
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise IndexNotFound(
                 f"the index at {root} has schema version {meta.get('schema_version')}, "
                 f"this version of rag reads {SCHEMA_VERSION}",
                 "re-create it: delete the folder and run `rag index` again",
             )
-        return cls(Path(root), meta)
+        return cls(root, meta, storage_options)
 
     @classmethod
-    def open_or_create(cls, root: Path, embedder: dict[str, Any], chunking: dict[str, Any]) -> Store:
+    def open_or_create(
+        cls,
+        root: Path | str,
+        embedder: dict[str, Any],
+        chunking: dict[str, Any],
+        storage_options: dict[str, str] | None = None,
+    ) -> Store:
         """Open the index at `root` for writing with this embedder, creating it if needed.
 
         Raises EmbedderMismatch if the index was built with another embedding model.
         """
-        root = Path(root)
-        if (root / META_FILE).is_file():
-            store = cls.open(root)
+        root = index_location(root)
+        if cls.exists(root, storage_options):
+            store = cls.open(root, storage_options)
             check_embedder(store.meta, embedder, root)
             return store
-        root.mkdir(parents=True, exist_ok=True)
+        if not is_remote(root):
+            Path(root).mkdir(parents=True, exist_ok=True)
         meta = {
             "schema_version": SCHEMA_VERSION,
             "embedder": embedder,
             "chunking": chunking,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        _write_json(root / META_FILE, meta)
-        return cls(root, meta)
+        store = cls(root, meta, storage_options)
+        store._state.write(META_FILE, meta)
+        return store
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -218,10 +248,9 @@ class Store:
     def _all_documents(self) -> list[dict[str, Any]]:
         """Every document, from the catalog when it describes the latest table version, else from one
         scan of the table (which then becomes the catalog)."""
-        cached = catalog.load(self.root, self._table_dir)
-        if cached is not None:
+        if not self.remote and (cached := catalog.load(Path(self.root), self._table_dir)) is not None:
             return cached
-        before = catalog.stamp(self._table_dir)
+        before = None if self.remote else catalog.stamp(self._table_dir)
         columns = ["collection", "path", "chunk_index", "page", "doc_size", "doc_mtime_ns"]
         columns += [OCR] if OCR in self._row_fields else []
         docs: dict[tuple[str, str], dict[str, Any]] = {}
@@ -238,7 +267,8 @@ class Store:
         for key, entry in docs.items():
             entry["ocr_pages"] = len(ocr_pages.get(key, ()))
         found = sorted(docs.values(), key=lambda d: (d["path"], d["collection"]))
-        catalog.save(self.root, self._table_dir, found, before)
+        if before is not None:
+            catalog.save(Path(self.root), self._table_dir, found, before)
         return found
 
     def count_chunks(self, collection: str | None = None) -> int:
@@ -489,7 +519,7 @@ class Store:
 
     def _per_collection(self, name: str, collection: str | None) -> dict[str, Any]:
         """The entries of a {collection: {path: entry}} state file, of one collection or of all."""
-        data = _read_json(self.root / name)
+        data = self._state.per_collection(name)
         if collection is not None:
             return dict(data.get(collection, {}))
         return {path: entry for per in data.values() for path, entry in per.items()}
@@ -506,10 +536,14 @@ class Store:
     def write_lock(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold the index's writer lock (a file lock in the index folder) for a run of writes. A second
         writer (another `rag index` on the same index) waits here, after `on_wait` is told why, and then
-        sees the first one's commits, so no file is indexed twice. Readers never take it."""
+        sees the first one's commits, so no file is indexed twice. Readers never take it. Object storage
+        has no such lock (state.py says what holds there instead): this is then a no-op."""
         from filelock import FileLock, Timeout
 
-        lock = FileLock(str(self.root / LOCK_FILE))
+        if self.remote:
+            yield
+            return
+        lock = FileLock(str(Path(self.root) / LOCK_FILE))
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -564,9 +598,7 @@ class Store:
 
     def _set_per_collection(self, name: str, collection: str, entries: dict[str, Any]) -> None:
         """Replace one collection's entries in a state file (a collection left empty is dropped)."""
-        data = _read_json(self.root / name)
-        data[collection] = entries
-        _write_json(self.root / name, {k: v for k, v in data.items() if v})
+        self._state.set_collection(name, collection, entries)
 
 
 @dataclass(frozen=True)
@@ -689,7 +721,7 @@ def _vector_index_config():
     return IvfSq(distance_type="cosine")
 
 
-def check_embedder(meta: dict[str, Any], embedder: dict[str, Any], root: Path) -> None:
+def check_embedder(meta: dict[str, Any], embedder: dict[str, Any], root: Path | str) -> None:
     """Raise EmbedderMismatch unless `embedder` is the model that built the index in `meta`."""
     have = meta["embedder"]
     if have.get("fingerprint") != embedder.get("fingerprint"):
@@ -746,26 +778,5 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    """A state file's content ({} when there is none). A corrupt one is reported, never silently reset."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptIndex(
-            f"{path.name} in the index at {path.parent} is corrupt ({exc.__class__.__name__}: {exc})",
-            f"repair or delete {path}: deleting it loses only what it records (for {FAILURES_FILE}: "
-            "the list of failed files, which the next `rag index` rebuilds)",
-        ) from None
-    if not isinstance(data, dict):
-        raise CorruptIndex(
-            f"{path.name} in the index at {path.parent} is corrupt (not a JSON object)", f"repair or delete {path}"
-        )
-    return data
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)  # atomic: the file is always whole
+def _state(root: Path | str, storage_options: dict[str, str] | None) -> TableState:
+    return TableState(connect(root, storage_options), str(root))

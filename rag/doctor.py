@@ -35,7 +35,8 @@ import rag
 from ingest.cpu import blas_loaded, cpu_status
 from ingest.errors import RagError
 from ingest.models import read_config
-from ingest.store import META_FILE, SCHEMA_VERSION, VECTOR_INDEX_MIN_ROWS, Store
+from ingest.state import index_location
+from ingest.store import SCHEMA_VERSION, VECTOR_INDEX_MIN_ROWS, Store
 from rag.defaults import DEFAULT_EMBED_MODEL, DEFAULT_RERANK_MODEL
 
 BENCH_SECONDS = 2.0
@@ -45,10 +46,11 @@ MIN_FREE_GB = 4.0
 
 @dataclass(frozen=True)
 class _Setup:
-    index: Path
+    index: Path | str
     llm: str
     embed_model: str | None
     rerank_model: str | None
+    storage_options: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,17 +65,18 @@ class SetupCheck:
 
 def check_setup(
     *,
-    index: Path,
+    index: Path | str,
     llm: str,
     embed_model: str | None = None,
     rerank_model: str | None = None,
     origins: dict[str, str] | None = None,
     rerank: bool | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> Iterator[SetupCheck]:
     """Every check, in order, each yielded as it finishes.
 
     Args:
-        index: the index folder to check.
+        index: the index folder (or object-store URI, with its `storage_options`) to check.
         llm, embed_model, rerank_model: model specs (hub id or folder). embed_model None: the index's own,
             else DEFAULT_EMBED_MODEL; rerank_model None: DEFAULT_RERANK_MODEL.
         origins: where each setting came from ("flag", "env RAG_LLM", ...), shown next to each model;
@@ -82,7 +85,7 @@ def check_setup(
             or a reranker is named).
     """
     origins = {"index": "given", "llm": "given", "embed_model": "given", "rerank_model": "given"} | (origins or {})
-    settings = _Setup(Path(index), llm, embed_model, rerank_model)
+    settings = _Setup(index_location(index), llm, embed_model, rerank_model, storage_options)
     yield _platform()
     yield _mlx()
     if sys.platform.startswith("linux"):
@@ -96,7 +99,7 @@ def check_setup(
         spec = settings.rerank_model or DEFAULT_RERANK_MODEL
         yield _model("reranker", spec, origins["rerank_model"], _load_reranker, models)
     yield from _speed(models)
-    yield from _index(settings.index, models.get("embedder"))
+    yield from _index(settings.index, models.get("embedder"), settings.storage_options)
     yield _disk(
         [s for s in (embed_spec, settings.llm) if not Path(s).expanduser().is_dir()],
     )
@@ -165,12 +168,10 @@ def _fast_paths_check() -> SetupCheck:
 def _embed_spec(settings: _Setup, origins: dict[str, str]) -> tuple[str, str]:
     if settings.embed_model:
         return settings.embed_model, origins["embed_model"]
-    meta_path = settings.index / META_FILE
-    if meta_path.is_file():
-        try:
-            return Store.open(settings.index).meta["embedder"]["id"], "the index's own"
-        except RagError:
-            pass  # reported by the index check
+    try:
+        return Store.open(settings.index, settings.storage_options).meta["embedder"]["id"], "the index's own"
+    except Exception:  # noqa: BLE001 - none, unreadable or unreachable: the index check reports it
+        pass
     return DEFAULT_EMBED_MODEL, "default"
 
 
@@ -305,14 +306,20 @@ def _speed(models: dict[str, Any]) -> Iterator[SetupCheck]:
 # -- the index --------------------------------------------------------------------------------------------
 
 
-def _index(path: Path, embedder: rag.Embedder | None) -> Iterator[SetupCheck]:
-    if not (path / META_FILE).is_file():
-        yield SetupCheck("index", None, f"none yet at {path}", "run `rag index FOLDER` to create it")
-        return
+def _index(path: Path | str, embedder: rag.Embedder | None, options: dict[str, str] | None) -> Iterator[SetupCheck]:
     try:
-        store = Store.open(path)
+        if not Store.exists(path, options):
+            yield SetupCheck("index", None, f"none yet at {path}", "run `rag index FOLDER` to create it")
+            return
+        store = Store.open(path, options)
     except RagError as exc:
         yield SetupCheck("index", False, f"{path}: {exc.message}", exc.hint)
+        return
+    except (OSError, ValueError) as exc:  # object storage unreachable, credentials refused
+        line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        yield SetupCheck(
+            "index", False, f"{path}: cannot reach it: {line}", "check the [storage] options and AWS_* variables"
+        )
         return
     documents, chunks, _ = store.summary()
     yield SetupCheck("index", True, f"{path}: schema {SCHEMA_VERSION}, {documents} documents, {chunks} chunks")

@@ -29,10 +29,9 @@ from ingest.loaders import LOADERS
 from ingest.ocr import Reader
 from ingest.pipeline import WRITE_BATCH_CHUNKS, IndexReport, Progress, index_paths
 from ingest.seams import require
+from ingest.state import index_location
 from ingest.store import (
     DEFAULT_COLLECTION,
-    META_FILE,
-    OCR_CACHE,
     Filter,
     Store,
     check_collection_name,
@@ -86,6 +85,9 @@ class Index:
         llm: hub id, local folder, or a Generator object. Default: mlx-community/Qwen3-4B-4bit.
         reranker: hub id, local folder or a Reranker object (reranking on by default), False (off), or
             None: mlx-community/Qwen3-Reranker-0.6B-4bit, on by default only where MLX has a GPU.
+        storage_options: for an index in object storage (`path` = "s3://bucket/prefix", "gs://…",
+            "az://…"): LanceDB's storage options, e.g. {"aws_endpoint": "http://127.0.0.1:9000",
+            "allow_http": "true"} for an S3-compatible server; credentials may come from AWS_* variables.
     A model object must be an instance of a subclass of rag.Embedder, rag.Generator or rag.Reranker
     (see examples/custom_models.py); anything else raises RagError here, naming what it lacks.
     """
@@ -97,8 +99,10 @@ class Index:
         embed_model: str | os.PathLike[str] | Embedder | None = None,
         llm: str | os.PathLike[str] | Generator | None = None,
         reranker: str | os.PathLike[str] | bool | Reranker | None = None,
+        storage_options: dict[str, str] | None = None,
     ) -> None:
-        self.path = Path(path).expanduser()
+        self.path: Path | str = index_location(path)  # a URI stays a string
+        self.storage_options = dict(storage_options or {})
         # An object is checked here, at the door: one that isn't the interface fails naming what it lacks,
         # instead of being taken for a model name and failing to load.
         self._embedder: Embedder | None = _model_object(embed_model, Embedder, "embed_model")
@@ -114,7 +118,7 @@ class Index:
 
     @property
     def exists(self) -> bool:
-        return (self.path / META_FILE).is_file()
+        return self._store is not None or Store.exists(self.path, self.storage_options)
 
     @property
     def embedder(self) -> Embedder:
@@ -133,7 +137,7 @@ class Index:
 
     def _open(self) -> Store:
         if self._store is None:
-            self._store = Store.open(self.path)
+            self._store = Store.open(self.path, self.storage_options)
         return self._store
 
     def _embedder_meta(self, with_dim: bool = False) -> dict:
@@ -316,7 +320,7 @@ class Index:
         boxes from the PDF's text layer, or from OCR's lines for a page the index read by OCR (its OCR
         cache, else read again). No boxes when it isn't found there; NotInIndex, LoadError as `page_image`."""
         file = self.document_file(source.path)
-        return pages.locate(file, source.page, quote, ocr=source.ocr is not None, ocr_cache=self.path / OCR_CACHE)
+        return pages.locate(file, source.page, quote, ocr=source.ocr is not None, ocr_cache=self._open().ocr_cache)
 
     def documents(
         self, *, collection: str | None = None, path_globs: Sequence[str] = (), file_types: Sequence[str] = ()
@@ -388,7 +392,8 @@ class Index:
     def _writable(self) -> Store:
         if not self.exists:
             chunking = ChunkConfig(min(DEFAULT_CHUNK_TOKENS, self.embedder.max_tokens - 2), DEFAULT_OVERLAP_TOKENS)
-            self._store = Store.open_or_create(self.path, self._embedder_meta(with_dim=True), asdict(chunking))
+            meta = self._embedder_meta(with_dim=True)
+            self._store = Store.open_or_create(self.path, meta, asdict(chunking), self.storage_options)
         store = self._open()
         check_embedder(store.meta, self._embedder_meta(), self.path)
         return store
@@ -538,13 +543,14 @@ def open_index(
     embed_model: str | os.PathLike[str] | Embedder | None = None,
     llm: str | os.PathLike[str] | Generator | None = None,
     reranker: str | os.PathLike[str] | bool | Reranker | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> Index:
     """Open (or prepare to create) the index at `path`. See `Index` for the arguments.
 
     >>> index = open_index("~/.local/share/rag/index", embed_model="path/to/all-MiniLM-L6-v2")
     >>> index.add("~/Documents")  # doctest: +SKIP
     """
-    return Index(path, embed_model=embed_model, llm=llm, reranker=reranker)
+    return Index(path, embed_model=embed_model, llm=llm, reranker=reranker, storage_options=storage_options)
 
 
 def _model_object(value: object, seam: type, argument: str) -> Any:

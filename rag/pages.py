@@ -88,7 +88,7 @@ def page_image(path: Path, page: int | None, width: int = DEFAULT_PAGE_WIDTH) ->
     return buffer.getvalue()
 
 
-def locate(path: Path, page: int | None, quote: str, *, ocr: bool, ocr_cache: Path | None) -> PageView:
+def locate(path: Path, page: int | None, quote: str, *, ocr: bool, ocr_cache: Any = None) -> PageView:
     """The boxes of `quote` on page `page` of the PDF or image at `path`. `ocr`: the page's indexed text
     was read by OCR (use OCR's lines, from `ocr_cache` when they are there); else the PDF's text layer."""
     view = PageView(str(path), page)
@@ -229,7 +229,7 @@ def _frame(path: Path, page: int | None) -> Any:
         raise LoadError(f"cannot read the image: {exc}") from None
 
 
-def _ocr_boxes(path: Path, page: int | None, quote: str, cache: Path | None) -> tuple[Box, ...]:
+def _ocr_boxes(path: Path, page: int | None, quote: str, cache: Any) -> tuple[Box, ...]:
     """Boxes of `quote` among OCR's lines of the page: whole lines, the first and last cut at the
     passage's first and last letter (letters assumed evenly spread along a line)."""
     if path.suffix.lower() == ".pdf":

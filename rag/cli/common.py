@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,7 +30,12 @@ RerankModelOpt = Annotated[
     str | None, typer.Option("--rerank-model", help="Reranker: hub id or folder (env RAG_RERANK_MODEL).")
 ]
 KOpt = Annotated[int | None, typer.Option("-k", "--top-k", help="How many chunks to retrieve (default: 5).", min=1)]
-IndexOpt = Annotated[Path | None, typer.Option("--index", help="Index folder (env RAG_INDEX).", show_default=False)]
+IndexOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--index", help="Index folder, or s3://bucket/prefix (also gs://, az://) (env RAG_INDEX).", show_default=False
+    ),
+]
 PathOpt = Annotated[
     list[str] | None, typer.Option("--path", help="Only files matching this glob (repeatable): '*.pdf', 'reports/**'.")
 ]

@@ -4,7 +4,7 @@ Precedence: CLI flag > environment variable (RAG_*) > config file (RAG_HOME/conf
 Only this module reads the environment for settings; the library API takes explicit arguments.
 
     RAG_HOME         all user state (default: the platform's user data dir, e.g. ~/.local/share/rag)
-    RAG_INDEX        index folder (default: RAG_HOME/index)
+    RAG_INDEX        index folder, or an object-store URI such as s3://bucket/prefix (default: RAG_HOME/index)
     RAG_LLM          chat model, hub id or local folder
     RAG_EMBED_MODEL  embedding model, hub id or local folder (an existing index remembers its own)
     RAG_PRESET       "default" or "small"
@@ -14,6 +14,10 @@ Only this module reads the environment for settings; the library API takes expli
     RAG_RERANK_MODEL reranker (hub id or local folder); reranking is on by default only with a GPU
     RAG_LOG          "off" stops the question log (rag log); on by default
     RAG_BLAS         "off": keep MLX's bundled BLAS; a path: load that BLAS library (default: MKL if installed)
+
+An index in object storage takes LanceDB's storage options from the config file's [storage] table
+(e.g. aws_endpoint = "http://127.0.0.1:9000" and allow_http = "true" for an S3-compatible server);
+credentials and endpoints may also come from the AWS_*, GOOGLE_* and AZURE_* variables LanceDB reads.
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import rag
+from ingest.state import index_location
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    index: Path
+    index: Path | str  # a folder, or an object-store URI (a string)
     llm: str
     embed_model: str | None  # None: the index's own, or DEFAULT_EMBED_MODEL for a new index
     k: int
@@ -39,6 +44,7 @@ class Settings:
     rerank_model: str | None = None  # None: the default reranker, used only where reranking is on
     log: bool = True  # keep the question log (rag log)
     ocr: str = rag.DEFAULT_OCR  # rag index/watch: OCR of scanned pages and images (one of rag.OCR_MODES)
+    storage_options: dict[str, str] = field(default_factory=dict)  # LanceDB's, for an index in object storage
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
@@ -74,7 +80,7 @@ def resolve(
         raise rag.RagError(f"unknown preset '{preset_name}'", f"choose one of: {', '.join(rag.PRESETS)}")
     return Settings(
         home=home,
-        index=Path(pick(index, "RAG_INDEX", "index", home / "index")).expanduser(),
+        index=index_location(pick(index, "RAG_INDEX", "index", home / "index")),
         llm=pick(llm, "RAG_LLM", "llm", rag.PRESETS[preset_name]),
         embed_model=pick(embed_model, "RAG_EMBED_MODEL", "embed_model"),
         k=int(pick(k, "RAG_K", "k", rag.DEFAULT_K)),
@@ -83,7 +89,16 @@ def resolve(
         rerank_model=pick(rerank_model, "RAG_RERANK_MODEL", "rerank_model"),
         log=_truthy(pick(None, "RAG_LOG", "log", True)),
         ocr=_ocr_mode(pick(ocr, "RAG_OCR", "ocr", rag.DEFAULT_OCR)),
+        storage_options=_storage_options(file.get("storage", {})),
     )
+
+
+def _storage_options(table) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise rag.RagError(
+            "[storage] in the config file must be a table", 'e.g. [storage] then aws_region = "eu-west-1"'
+        )
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in table.items()}
 
 
 def _ocr_mode(value) -> str:

@@ -35,8 +35,9 @@ def register(app: typer.Typer) -> None:
     )(show_log)
 
 
-def _index(index: Path | None) -> rag.Index:
-    return rag.open_index(config.resolve(index=index).index)
+def _index(index: str | None) -> rag.Index:
+    s = config.resolve(index=index)
+    return rag.open_index(s.index, storage_options=s.storage_options)
 
 
 def docs(

@@ -94,7 +94,7 @@ def _command(fn: Callable) -> Callable:
 
 
 def _open(
-    index: Path | None,
+    index: str | None,
     embed_model: str | None,
     llm: str | None = None,
     preset: str | None = None,
@@ -105,7 +105,10 @@ def _open(
     s = config.resolve(
         index=index, embed_model=embed_model, llm=llm, preset=preset, k=k, rerank_model=rerank_model, ocr=ocr
     )
-    return rag.open_index(s.index, embed_model=s.embed_model, llm=s.llm, reranker=s.rerank_model), s
+    idx = rag.open_index(
+        s.index, embed_model=s.embed_model, llm=s.llm, reranker=s.rerank_model, storage_options=s.storage_options
+    )
+    return idx, s
 
 
 ModeOpt = Annotated[str, typer.Option("--mode", help="Retrieval: hybrid (vector + full text), vector or text.")]
@@ -471,7 +474,13 @@ def doctor(
     origins = config.origins(index=index, embed_model=embed_model, llm=llm, preset=preset, rerank_model=rerank_model)
     checks = []
     found = rag.check_setup(
-        index=s.index, llm=s.llm, embed_model=s.embed_model, rerank_model=s.rerank_model, origins=origins, rerank=rerank
+        index=s.index,
+        llm=s.llm,
+        embed_model=s.embed_model,
+        rerank_model=s.rerank_model,
+        origins=origins,
+        rerank=rerank,
+        storage_options=s.storage_options,
     )
     for check in found:
         checks.append(check)

@@ -155,9 +155,11 @@ async def chain(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
         yield item
 
 
-def redact(text: str, index_path: Path) -> str:
-    """`text` without the index's absolute path ("the index") or the home folder ("~")."""
-    forms = {str(index_path), str(index_path.expanduser().absolute()), str(index_path.expanduser().resolve())}
+def redact(text: str, index_path: Path | str) -> str:
+    """`text` without the index's absolute path or URI ("the index") or the home folder ("~")."""
+    forms = {str(index_path)}
+    if isinstance(index_path, Path):
+        forms |= {str(index_path.expanduser().absolute()), str(index_path.expanduser().resolve())}
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, "the index")
     home = str(Path.home())

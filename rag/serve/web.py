@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import asdict
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote as url_quote
 
@@ -224,7 +225,8 @@ class WebApi:
     async def status(self) -> dict:
         st = await run_in_threadpool(self.index.status)
         generator = self.index.generator  # loaded at start-up
-        data = asdict(st) | {"path": str(self.index.path.resolve())}
+        where = self.index.path
+        data = asdict(st) | {"path": str(where.resolve() if isinstance(where, Path) else where)}
         data["collections"] = {name: {"documents": d, "chunks": c} for name, (d, c) in st.collections.items()}
         data["llm"] = str(getattr(generator, "id", type(generator).__name__))
         data["default_collection"] = self.service.default_collection
