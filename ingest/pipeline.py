@@ -155,6 +155,32 @@ class _Pending:
     stat: os.stat_result | None = None
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A file that must be loaded: where it is, what it was when planned, and whether it replaces a version."""
+
+    path: Path
+    key: str
+    stat: os.stat_result
+    digest: str
+    updated: bool
+
+
+def load_and_chunk(
+    path: Path, token_spans: Callable[[str], list[tuple[int, int]]], chunking: ChunkConfig, password, ocr: Reader
+) -> tuple[list[Chunk], list[str]]:
+    """Load one file (OCR through `ocr`) and cut it into chunks measured by `token_spans`: the chunks,
+    and the pages it lost ("page 3: OCR failed: …"). Raises what loading raises; an unexpected error
+    inside a stage becomes a LoadError naming the stage."""
+    with _stage("loading"):
+        ocr.problems.clear()
+        blocks = load(path, password=password, ocr=ocr)
+        problems = list(ocr.problems)
+    with _stage("chunking"):
+        chunks = chunk_blocks(blocks, token_spans, chunking)
+    return chunks, problems
+
+
 def _tell_phase(tell, run, path: Path, done: int, total: int, phase: str) -> None:
     tell(run.progress(path, done, total, phase))
 
@@ -200,51 +226,68 @@ class _Run:
         key = str(path)
         stat = None
         try:
-            _check_name(key)
-            stat = path.stat()
-            self._visit(path, key, stat)
-        except UnsupportedFile as exc:
-            # A type we don't read, met in a folder, is skipped (named in the report); a file named on the
-            # command line, or one whose content is not what its supported suffix says, has failed.
+            stat = self.stat(path)
+            job = self.plan(path, stat)
+            if job is not None:
+                self.accept(job, *self.load_chunks(path))
+        except Exception as exc:  # noqa: BLE001 - containment: one file never aborts the run
+            self.contain(path, key, stat, exc)
+        if self.pending_chunks >= self.batch_chunks:
+            self.flush()
+
+    def stat(self, path: Path) -> os.stat_result:
+        _check_name(str(path))
+        return path.stat()
+
+    def contain(self, path: Path, key: str, stat: os.stat_result | None, exc: BaseException) -> None:
+        """Record what went wrong with one file: a type we don't read, met in a folder, is skipped (named
+        in the report); a file named on the command line, or one whose content is not what its supported
+        suffix says, has failed; so has any file that raised anything else."""
+        if isinstance(exc, UnsupportedFile):
             named = any(Path(g).expanduser().resolve() == path for g in self.given)
             if named or (path.suffix.lower() in LOADERS and not self._unread_image(path)):
                 self._fail(key, str(exc), stat)
             else:
                 self.report.skipped.append((_printable(key), str(exc)))
                 self.skipped[_printable(key)] = str(exc)
-        except Exception as exc:  # noqa: BLE001 - containment: one file never aborts the run
+        else:
             self._fail(key, _reason(exc), stat)
-        if self.pending_chunks >= self.batch_chunks:
-            self.flush()
 
-    def _visit(self, path: Path, key: str, stat: os.stat_result) -> None:
+    def plan(self, path: Path, stat: os.stat_result) -> _Job | None:
+        """Decide what a file needs without reading its content more than to hash it: nothing (unchanged,
+        only touched, renamed, or a failure not worth retrying; all recorded here), or loading (the job)."""
+        key = str(path)
         info = self.stored.get(key)
         if info and (info.size, info.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
             self.report.unchanged.append(key)
-            return
+            return None
         failure = self.failed_before.get(key)
         if failure and not self._worth_retrying(failure, stat):
             self._fail(key, failure["reason"], stat)  # nothing that decides the outcome changed: report it
-            return
+            return None
         if path.suffix.lower() not in LOADERS:
             raise UnsupportedFile(f"unsupported file type '{path.suffix or path.name}'")
         digest = _hash_file(path)
         if info and info.doc_hash == digest:
             self.store.touch(self.collection, key, stat.st_size, stat.st_mtime_ns)
             self.report.unchanged.append(key)
-            return
+            return None
         moved_from = None if info else next((p for p, d in self.gone.items() if d.doc_hash == digest), None)
         if moved_from:
             self._rename(moved_from, key, stat)
-            return
-        with _stage("loading"):
-            self.ocr.problems.clear()
-            blocks = load(path, password=self.password, ocr=self.ocr)
-            self.report.warnings += [(_printable(key), problem) for problem in self.ocr.problems]
-        with _stage("chunking"):
-            chunks = chunk_blocks(blocks, self.embedder.token_spans, self.chunking)
-        outcome = (self.report.updated if info else self.report.added, key)
-        self.pending.append(_Pending([key], self._rows(key, digest, stat, chunks), outcome, stat=stat))
+            return None
+        return _Job(path, key, stat, digest, updated=info is not None)
+
+    def load_chunks(self, path: Path) -> tuple[list[Chunk], list[str]]:
+        """Load and chunk one file here: its chunks, and the pages it lost (OCR problems)."""
+        return load_and_chunk(path, self.embedder.token_spans, self.chunking, self.password, self.ocr)
+
+    def accept(self, job: _Job, chunks: list[Chunk], problems: list[str]) -> None:
+        """Queue a loaded file's chunks for the next commit."""
+        self.report.warnings += [(_printable(job.key), problem) for problem in problems]
+        outcome = (self.report.updated if job.updated else self.report.added, job.key)
+        rows = self._rows(job.key, job.digest, job.stat, chunks)
+        self.pending.append(_Pending([job.key], rows, outcome, stat=job.stat))
 
     def _unread_image(self, path: Path) -> bool:
         """An image met with OCR off: skipped (a type not read), not failed."""

@@ -569,12 +569,52 @@ class Store:
             self._table.delete(where)
             return
         self._add_late_columns()
-        data = {name: [getattr(r, name) for r in rows] for name in ROW_FIELDS}
-        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-        data["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dim)
-        data[PAIRS] = [cjk_pairs(r.text) for r in rows]
         merge = self._table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-        merge.when_not_matched_by_source_delete(where).execute(pa.table(data, schema=chunk_schema(self.dim)))
+        merge.when_not_matched_by_source_delete(where).execute(arrow_rows(rows, vectors, self.dim))
+
+    def prepare_writes(self) -> pa.Schema:
+        """Make sure the table exists with every column (an older index gains its late ones); its Arrow
+        schema, which fragments written elsewhere must have (`commit_fragments`)."""
+        self._add_late_columns()
+        return self._table.schema
+
+    def commit_fragments(self, collection: str, paths: Iterable[str], fragments: Sequence[Any]) -> None:
+        """In ONE commit: remove every chunk of `paths` in `collection` and add the Lance `fragments`
+        (written by cluster workers with lance.fragment.write_fragments and this table's schema).
+        Uncommitted fragments stay invisible: a crash before this leaves the table as it was. A commit
+        that races another writer's is redone on the newer version (Lance refuses a stale one)."""
+        import lance
+
+        doomed = sorted(set(paths))
+        where = _and(_collection_filter(collection), _in("path", doomed)) if doomed else None
+        for attempt in range(8):
+            dataset = lance.dataset(self.table_uri, storage_options=self.storage_options or None)
+            updated, removed = [], []
+            if where:
+                hits = dataset.to_table(columns=[], filter=where, with_row_address=True).column("_rowaddr")
+                for fragment_id in sorted({int(a) >> 32 for a in hits.to_pylist()}):
+                    fragment = dataset.get_fragment(fragment_id)
+                    if fragment is None:
+                        continue
+                    changed = fragment.delete(where)  # writes a deletion file; None: no row is left
+                    if changed is None:
+                        removed.append(fragment_id)
+                    else:
+                        updated.append(changed)
+            if not (updated or removed or fragments):
+                return
+            op = lance.LanceOperation.Update(
+                removed_fragment_ids=removed, updated_fragments=updated, new_fragments=list(fragments)
+            )
+            try:
+                lance.LanceDataset.commit(
+                    self.table_uri, op, read_version=dataset.version, storage_options=self.storage_options or None
+                )
+                return
+            except OSError as exc:  # a concurrent commit won: redo the deletions on the newer version
+                if "conflict" not in str(exc).lower() or attempt == 7:
+                    raise
+                time.sleep(0.05 * 2**attempt)
 
     def touch(self, collection: str, path: str, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for a document whose content did not change."""
@@ -744,6 +784,15 @@ def summarize(docs: list[dict[str, Any]]) -> tuple[int, int, dict[str, tuple[int
         n, chunks = per.get(d["collection"], (0, 0))
         per[d["collection"]] = (n + 1, chunks + d["chunks"])
     return len({d["path"] for d in docs}), sum(d["chunks"] for d in docs), dict(sorted(per.items()))
+
+
+def arrow_rows(rows: Sequence[ChunkRow], vectors: np.ndarray, dim: int) -> pa.Table:
+    """Chunk rows and their vectors as the table stores them (with each row's CJK pairs)."""
+    data: dict[str, Any] = {name: [getattr(r, name) for r in rows] for name in ROW_FIELDS}
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+    data["vector"] = pa.FixedSizeListArray.from_arrays(flat, dim)
+    data[PAIRS] = [cjk_pairs(r.text) for r in rows]
+    return pa.table(data, schema=chunk_schema(dim))
 
 
 def _row(record: dict[str, Any]) -> ChunkRow:

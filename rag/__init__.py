@@ -13,6 +13,7 @@ BLAS with one thread, malloc thresholds; see ingest/cpu.py). The `rag` CLI does.
 """
 
 from ingest.chunking import ChunkConfig
+from ingest.cluster import Cluster
 from ingest.cpu import CpuTuningWarning, cpu_status, tune_cpu
 from ingest.embed import Embedder, MLXEmbedder
 from ingest.ocr import Line as OcrLine
@@ -87,6 +88,7 @@ __all__ = [
     "IndexNotFound",
     "InvalidOption",
     "IndexReport",
+    "Cluster",
     "IndexStatus",
     "LoadError",
     "MLXEmbedder",

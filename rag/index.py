@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ingest.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ChunkConfig
+from ingest.cluster import Cluster
 from ingest.cpu import cpu_status
 from ingest.discover import discover
 from ingest.embed import Embedder, MLXEmbedder
@@ -156,6 +157,7 @@ class Index:
         batch_chunks: int = WRITE_BATCH_CHUNKS,
         on_wait: Callable[[str], None] | None = None,
         ocr: str | Reader = DEFAULT_OCR,
+        cluster: Cluster | None = None,
     ) -> IndexReport:
         """Bring `collection` in line with these files and folders: new and changed files are indexed,
         unchanged ones skipped, renamed ones re-pathed, deleted ones removed. Bad files are listed in
@@ -163,12 +165,23 @@ class Index:
         chunks are embedded and committed together. If another run is writing to this index, this one
         waits for it (telling `on_wait` first) and then does only what is left. `ocr` reads scanned PDF
         pages and images: "auto" (pages without a usable text layer), "force" (every page) or "off", or an
-        `ingest.ocr.Reader` (another engine, resolution or cache)."""
+        `ingest.ocr.Reader` (another engine, resolution or cache). `cluster` (an `ingest.cluster.Cluster`)
+        spreads loading and embedding over a Ray cluster (the `[cluster]` extra); the index ends the same."""
         check_collection_name(collection)
         self._check_paths(paths)
         store = self._writable()
         stored = store.meta["chunking"]
         chunking = ChunkConfig(stored["max_tokens"], stored["overlap_tokens"])
+        if cluster is not None:
+            from ingest.cluster import index_paths_ray
+
+            if not isinstance(ocr, str):
+                raise RagError("a cluster run takes the OCR mode by name", "pass ocr='auto', 'force' or 'off'")
+            batch = None if batch_chunks == WRITE_BATCH_CHUNKS else batch_chunks
+            return index_paths_ray(
+                paths, store, self.embedder, chunking, cluster=cluster, collection=collection, password=password,
+                progress=progress, batch_chunks=batch, on_wait=on_wait, ocr=ocr,
+            )  # fmt: skip
         return index_paths(
             paths,
             store,

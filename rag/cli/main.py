@@ -153,15 +153,44 @@ def index(
     ocr: OcrOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any file failed.")] = False,
     batch_chunks: Annotated[int, typer.Option("--batch-chunks", min=1, hidden=True)] = rag.DEFAULT_BATCH_CHUNKS,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Spread loading, OCR and embedding over a Ray cluster (pip install 'rag-ondevice[cluster]').",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --ray: the cluster to use ('auto', 'ray://host:10001', 'host:6379'); default: start one here.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="With --ray: embedding workers (default: one per GPU, else CPUs - 1).",
+            show_default=False,
+        ),
+    ] = None,  # fmt: skip
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Index files and folders. Re-runs only do what changed: new, edited, renamed and deleted files."""
+    if (ray_address or workers) and not ray:
+        raise rag.RagError("--ray-address and --workers go with --ray", "add --ray, or leave them out")
     idx, s = _open(index, embed_model, ocr=ocr)
     if not (quiet or as_json):
-        err.print(f"Indexing into {idx.path} (collection {collection}) …", markup=False)
+        where = f" on Ray ({ray_address or 'a local cluster'})" if ray else ""
+        err.print(f"Indexing into {idx.path} (collection {collection}){where} …", markup=False)
     options = dict(collection=collection, password=password or s.pdf_password, batch_chunks=batch_chunks)
     options["ocr"] = s.ocr
+    if ray:
+        options["cluster"] = rag.Cluster(address=ray_address, workers=workers)
     options["on_wait"] = lambda why: err.print(why, markup=False)
     if quiet or as_json:
         report = idx.add(*paths, **options)
