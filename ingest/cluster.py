@@ -90,8 +90,11 @@ def index_paths_ray(
         with store.write_lock(on_wait):
             run = _ClusterRun(store, embedder, chunking, collection, password, [str(p) for p in paths], reader)
             run.batch_chunks = batch_chunks or WRITE_BATCH_CHUNKS * workers
-            run.start(ray, workers, cluster, tell)
-            return run.go()
+            try:
+                run.start(ray, workers, cluster, tell)
+                return run.go()
+            finally:
+                run.stop()  # the actors give their CPUs (or GPUs) back to a cluster that keeps running
     finally:
         if started:
             ray.shutdown()
@@ -140,6 +143,13 @@ def _default_workers(ray, cluster: Cluster) -> int:
 
 class _ClusterRun(_Run):
     """pipeline._Run with loading on Ray tasks and embedding + fragment writing on Ray actors."""
+
+    actors: list = []
+
+    def stop(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
 
     def start(self, ray, workers: int, cluster: Cluster, tell: Callable[[Progress], None]) -> None:
         self.ray, self.tell = ray, tell
@@ -257,7 +267,7 @@ class _ClusterRun(_Run):
         self.pending = []
 
 
-class _Failure(Exception):
+class _Failure(RagError):
     """A file's failure as a load task reported it (its one-line reason, kept as it is)."""
 
 
