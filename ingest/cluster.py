@@ -158,7 +158,7 @@ class _ClusterRun(_Run):
         actor = ray.remote(_EmbedWorker).options(
             num_gpus=1 if gpu else 0, num_cpus=0 if gpu else cluster.embed_cpus, max_restarts=3, max_task_retries=3
         )
-        self.actors = [actor.remote(self.embedder.id) for _ in range(workers)]
+        self.actors = [actor.remote(self.embedder.id, cluster.embed_cpus) for _ in range(workers)]
         fingerprints = ray.get([a.fingerprint.remote() for a in self.actors])
         if any(f != self.store.meta["embedder"]["fingerprint"] for f in fingerprints):
             raise RagError(
@@ -307,9 +307,10 @@ def _tokenizer(spec: str) -> Callable[[str], list[tuple[int, int]]]:
 class _EmbedWorker:
     """A Ray actor: the embedder, loaded once; embeds its share of a batch and writes it as a fragment."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, cpus: float) -> None:
         _tune()
         self.embedder = MLXEmbedder(spec)
+        self.embedder.cpu_streams = max(1, int(cpus))  # its CPU share, not every core of the machine
 
     def fingerprint(self) -> str:
         return self.embedder.fingerprint

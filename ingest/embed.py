@@ -100,6 +100,7 @@ class MLXEmbedder(Embedder):
         self._dim = 0
         self._eos_id: int | None = None  # appended to every text when the tokenizer doesn't (see _missing_eos)
         self.fast_cpu_kernels = False  # set on load when the BERT forward was switched to _fast_cpu_bert's ops
+        self.cpu_streams: int | None = None  # CPU streams (cores) to use; None: one per core, at most MAX_CPU_STREAMS
 
     def _load(self):
         if self._model is not None:
@@ -146,7 +147,7 @@ class MLXEmbedder(Embedder):
 
             from ingest.models import mlx_on_cpu
 
-            cores = min(os.cpu_count() or 1, MAX_CPU_STREAMS)
+            cores = self.cpu_streams or min(os.cpu_count() or 1, MAX_CPU_STREAMS)
             streams = [mx.new_stream(mx.cpu) for _ in range(cores)] if mlx_on_cpu() else [None]
             self._local.streams = streams
         return streams

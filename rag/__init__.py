@@ -20,6 +20,7 @@ from ingest.ocr import Line as OcrLine
 from ingest.ocr import RapidOCR, Recognizer
 from ingest.ocr import Reader as OcrReader
 from ingest.pipeline import IndexReport, Progress
+from ingest.state import index_location, is_remote
 from rag.chat import Conversation, Turn, standalone_question
 from rag.citations import best_snippet
 from rag.defaults import *  # noqa: F403 - every default, listed in rag.defaults.__all__
@@ -89,6 +90,8 @@ __all__ = [
     "InvalidOption",
     "IndexReport",
     "Cluster",
+    "index_location",
+    "is_remote",
     "IndexStatus",
     "LoadError",
     "MLXEmbedder",

@@ -23,6 +23,7 @@ def test_public_api_is_curated_and_importable():
         "TokenEvent Turn UnsupportedFile collect open_index strip_markers".split()
         + "PageView best_snippet find_span has_pages".split()
         + "CpuTuningWarning SetupCheck check_setup cpu_status standalone_question tune_cpu".split()
+        + "Cluster index_location is_remote".split()
         + rag.defaults.__all__
     )
     for name in rag.__all__:

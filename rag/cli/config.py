@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rag
-from ingest.state import index_location
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def resolve(
         raise rag.RagError(f"unknown preset '{preset_name}'", f"choose one of: {', '.join(rag.PRESETS)}")
     return Settings(
         home=home,
-        index=index_location(pick(index, "RAG_INDEX", "index", home / "index")),
+        index=rag.index_location(pick(index, "RAG_INDEX", "index", home / "index")),
         llm=pick(llm, "RAG_LLM", "llm", rag.PRESETS[preset_name]),
         embed_model=pick(embed_model, "RAG_EMBED_MODEL", "embed_model"),
         k=int(pick(k, "RAG_K", "k", rag.DEFAULT_K)),
