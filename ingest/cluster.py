@@ -194,7 +194,8 @@ class _ClusterRun(_Run):
                 done += self._collect(running, total, done)
         while running:
             done += self._collect(running, total, done)
-        self.on_phase = lambda phase: self.tell(self.progress(Path(""), total, total, phase))
+        last = files[-1] if files else Path("")  # the last batch is embedded and written after the last file
+        self.on_phase = lambda phase: self.tell(self.progress(last, total, total, phase))
         return self.finish()
 
     def _collect(self, running: dict, total: int, done: int) -> int:
