@@ -136,10 +136,7 @@ class TableState:
 
     def _open(self, create: bool):
         if self._table is None:
-            if STATE_TABLE in self._db.list_tables().tables:
-                self._table = self._db.open_table(STATE_TABLE)
-            elif create:
-                self._table = self._db.create_table(STATE_TABLE, schema=_state_schema(), exist_ok=True)
+            self._table = _key_table(self._db, STATE_TABLE, create)
         return self._table
 
     def _rows(self, where: str) -> list[dict[str, Any]]:
@@ -153,18 +150,15 @@ class TableState:
         return list(newest.values())
 
     def read(self, name: str) -> dict[str, Any]:
-        rows = self._rows(f"key = {_quote(name)}")
+        rows = self._rows(f"key = {quote(name)}")
         return _decode(name, rows[0]["body"], self._where) if rows and rows[0]["body"] is not None else {}
 
     def write(self, name: str, data: dict[str, Any] | None) -> None:
-        table = self._open(create=True)
-        body = None if data is None else json.dumps(data, ensure_ascii=False)
-        row = pa.table({"key": [name], "body": [body], "written_ns": [time.time_ns()]}, schema=_state_schema())
-        table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+        _upsert(self._open(create=True), name, None if data is None else json.dumps(data, ensure_ascii=False))
 
     def per_collection(self, name: str) -> dict[str, dict[str, Any]]:
         prefix = name + "/"
-        rows = self._rows(f"starts_with(key, {_quote(prefix)})")
+        rows = self._rows(f"starts_with(key, {quote(prefix)})")
         found = {r["key"][len(prefix) :]: _decode(r["key"], r["body"], self._where) for r in rows if r["body"]}
         return {c: entries for c, entries in found.items() if entries}
 
@@ -186,28 +180,36 @@ class TableCache:
 
     def _open(self, create: bool):
         if self._table is None:
-            db = connect(self.location, self.storage_options)
-            if OCR_TABLE in db.list_tables().tables:
-                self._table = db.open_table(OCR_TABLE)
-            elif create:
-                self._table = db.create_table(OCR_TABLE, schema=_state_schema(), exist_ok=True)
+            self._table = _key_table(connect(self.location, self.storage_options), OCR_TABLE, create)
         return self._table
 
     def get(self, key: str) -> dict[str, Any] | None:
         table = self._open(create=False)
         if table is None:
             return None
-        rows = table.search().where(f"key = {_quote(key)}").select(["body"]).limit(1).to_arrow().to_pylist()
+        rows = table.search().where(f"key = {quote(key)}").select(["body"]).limit(1).to_arrow().to_pylist()
         try:
             return json.loads(rows[0]["body"]) if rows else None
         except (TypeError, ValueError):
             return None  # derived data: a damaged entry is read again
 
     def put(self, key: str, data: dict[str, Any]) -> None:
-        row = pa.table({"key": [key], "body": [json.dumps(data, ensure_ascii=False)], "written_ns": [time.time_ns()]},
-                       schema=_state_schema())  # fmt: skip
-        self._open(create=True).merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+        _upsert(self._open(create=True), key, json.dumps(data, ensure_ascii=False))
 
 
-def _quote(value: str) -> str:
+def _key_table(db, name: str, create: bool):
+    """The (key, body, written_ns) table `name` of `db`; None if it doesn't exist and `create` is False."""
+    if name in db.list_tables().tables:
+        return db.open_table(name)
+    return db.create_table(name, schema=_state_schema(), exist_ok=True) if create else None
+
+
+def _upsert(table, key: str, body: str | None) -> None:
+    """Set the row of `key` to `body`, in one commit (merge_insert on key)."""
+    row = pa.table({"key": [key], "body": [body], "written_ns": [time.time_ns()]}, schema=_state_schema())
+    table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+
+
+def quote(value: str) -> str:
+    """A string as an SQL literal for LanceDB filters."""
     return "'" + value.replace("'", "''") + "'"

@@ -39,6 +39,7 @@ from ingest import catalog
 from ingest.errors import EmbedderMismatch, IndexIncomplete, IndexNotFound, RagError, TextIndexMissing
 from ingest.normalize import cjk_pairs, cjk_runs, has_cjk
 from ingest.state import FolderState, TableCache, TableState, connect, index_location, is_remote
+from ingest.state import quote as _quote
 
 SCHEMA_VERSION = 2
 TABLE = "chunks"
@@ -821,10 +822,6 @@ def _in(column: str, values: Iterable[str]) -> str:
 def _and(*clauses: str | None) -> str | None:
     parts = [c for c in clauses if c]
     return " AND ".join(f"({c})" for c in parts) if parts else None
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _state(root: Path | str, storage_options: dict[str, str] | None) -> TableState:
